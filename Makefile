@@ -1,0 +1,40 @@
+# toko — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TOKO_ENV ?= development
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/toko: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/toko ## create .venv and install toko with its pinned dependencies
+
+run: install ## migrate, seed demo data when empty, run every service under supervisord (Ctrl-C stops)
+	scripts/pg-up
+	$(BIN)/toko db-ensure
+	$(BIN)/toko migrate
+	$(BIN)/toko seed-demo --if-empty
+	mkdir -p var/log
+	@echo "services on :5001 user, :5002 otp, :5003 item, :5004 transaction, :5005 report (docs at /docs)"
+	exec $(BIN)/supervisord -c supervisord.conf
+
+test: install ## run the whole test suite against a throwaway PostgreSQL database
+	scripts/pg-up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## compile-check every module
+	$(BIN)/python -m compileall -q common svc_* migrations tests
+
+clean: ## remove the virtualenv and runtime files
+	rm -rf $(VENV) var

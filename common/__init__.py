@@ -1,0 +1,1 @@
+"""Pieces every toko service shares: settings, the model library, the web factory, the CLI."""

@@ -1,0 +1,107 @@
+"""The `toko` command: migrations, operators' accounts, demo data, workers."""
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from common.db.session import driver_url, session_scope
+from common.settings import SettingsError, get_settings
+
+
+@click.group()
+def main() -> None:
+    """toko: a shop backend as shared-database microservices."""
+    try:
+        get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("db-ensure")
+def db_ensure() -> None:
+    """Create the database named by DATABASE_URL when it does not exist."""
+    url = make_url(driver_url(get_settings().database_url))
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": url.database}).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+                click.echo(f"created database {url.database}")
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a trace
+        raise click.ClickException(f"cannot reach PostgreSQL at {url.render_as_string()}: {exc}") from None
+    finally:
+        admin.dispose()
+
+
+@main.command()
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from common.db.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--role", type=click.Choice(["customer", "admin"]), default="customer", show_default=True)
+@click.option("--email", default=None, help="Defaults to USERNAME@toko.local.")
+@click.option("--phone", default=None)
+def create_user_cmd(username: str, password: str, role: str, email: str | None, phone: str | None) -> None:
+    """Create a user (the first admin, for instance)."""
+    from common.errors import ApiError
+    from svc_user.service import create_user
+
+    try:
+        with session_scope() as session:
+            user = create_user(session, username=username, email=email or f"{username}@toko.local",
+                               password=password, phone=phone, role=role)
+            click.echo(f"created {role} {user.username} (id {user.id})")
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from None
+
+
+DEMO_ADMIN = ("admin", "admin-password-123")
+DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
+DEMO_CATALOGUE = {
+    "Sembako": [("BRS-5KG", "Beras 5 kg", 75000, 500), ("MYK-2L", "Minyak goreng 2 L", 38000, 500),
+                ("GLA-1KG", "Gula pasir 1 kg", 17000, 800)],
+    "Elektronik": [("HP-A15", "Ponsel A15", 2499000, 50), ("EARBUD-1", "Earbud nirkabel", 299000, 200)],
+    "Pakaian": [("BTK-M", "Kemeja batik M", 185000, 120), ("SRG-L", "Sarung L", 95000, 150)],
+}
+
+
+@main.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
+def seed_demo(if_empty: bool) -> None:
+    """Seed an admin, a few customers, categories and items."""
+    from common.db.models import Category, Item, User
+    from svc_user.service import create_user
+
+    with session_scope() as session:
+        if if_empty and session.execute(select(User.id).limit(1)).first():
+            click.echo("database already has data; not seeding")
+            return
+        username, password = DEMO_ADMIN
+        create_user(session, username=username, email=f"{username}@toko.local", password=password, role="admin")
+        for name, pw in DEMO_CUSTOMERS:
+            create_user(session, username=name, email=f"{name}@toko.local", password=pw)
+        for category_name, items in DEMO_CATALOGUE.items():
+            category = Category(name=category_name)
+            session.add(category)
+            session.flush()
+            for sku, name, price, stock in items:
+                session.add(Item(sku=sku, name=name, price=price, stock=stock, category_id=category.id))
+    click.echo(f"seeded demo data; admin login: {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Engine per process, session per unit of work."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.settings import get_settings
+
+_lock = threading.Lock()
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+def driver_url(url: str) -> str:
+    """Pin the psycopg2 driver: SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql:// URL."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int | None = None, application_name: str = "toko") -> Engine:
+    """An engine with toko's pool and timeouts."""
+    s = get_settings()
+    engine = create_engine(
+        driver_url(url),
+        pool_size=pool_size or s.db_pool_size,
+        max_overflow=s.db_max_overflow,
+        pool_timeout=s.db_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": s.db_connect_timeout,
+            "application_name": application_name,
+            # A stuck statement must not hold a worker thread forever.
+            "options": f"-c statement_timeout={s.db_statement_timeout_ms}",
+        },
+    )
+    return engine
+
+
+def get_engine(service: str | None = None) -> Engine:
+    """The engine of this process for a service (created on first use, re-created after fork)."""
+    url = get_settings().database_url_for(service)
+    key = (os.getpid(), url)
+    engine = _engines.get(key)
+    if engine is None:
+        with _lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = make_engine(url, application_name=f"toko-{service or 'cli'}")
+                _engines[key] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Forget connections inherited from a parent process (call after fork)."""
+    for key, engine in list(_engines.items()):
+        engine.dispose(close=False)
+        _engines.pop(key, None)
+
+
+def session_factory(service: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(service), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(service: str | None = None) -> Iterator[Session]:
+    """A session for scripts and workers: commit on success, roll back on error, always close."""
+    session = session_factory(service)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+__all__ = ["get_engine", "dispose_engines", "session_factory", "session_scope", "make_engine", "driver_url"]

@@ -1,0 +1,160 @@
+"""One typed settings object, read once from the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+ENVIRONMENTS = ("development", "test", "production")
+SERVICES = ("user", "otp", "item", "transaction", "report")
+DEFAULT_PORTS = {"user": 5001, "otp": 5002, "item": 5003, "transaction": 5004, "report": 5005}
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/toko"
+
+# Secrets that are fine on a laptop and fatal in production.
+_DEV_SECRET = "dev-insecure-secret-change-me"
+_PLACEHOLDERS = ("", "change-me", "changeme", "secret", _DEV_SECRET)
+
+
+class SettingsError(RuntimeError):
+    """The environment describes a configuration toko refuses to run with."""
+
+
+def _int(env: dict, name: str, default: int, *, lo: int = 0, hi: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    # Per-service database URLs (least-privilege roles); the service falls back to database_url.
+    service_database_urls: dict = field(default_factory=dict)
+    report_database_url: str | None = None
+    bind_host: str = "127.0.0.1"
+    ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    secret_key: str = _DEV_SECRET
+    otp_secret: str = _DEV_SECRET
+    log_level: str = "INFO"
+    # gunicorn: 5 services x workers x threads connections must fit under max_connections (100).
+    workers: int = 2
+    threads: int = 4
+    graceful_timeout: int = 20
+    db_pool_size: int = 4
+    db_max_overflow: int = 0
+    db_pool_timeout: int = 5
+    db_connect_timeout: int = 3
+    db_statement_timeout_ms: int = 15000
+    max_body_bytes: int = 1024 * 1024
+    # Sessions
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 3600
+    session_touch_seconds: int = 60
+    login_max_failures: int = 5
+    login_lock_base_seconds: int = 30
+    argon2_profile: str = "owasp"
+    # OTP
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 5
+    otp_requests_per_window: int = 5
+    otp_request_window_seconds: int = 600
+    # Transactions
+    otp_threshold: int = 1_000_000
+    transaction_confirm_seconds: int = 15 * 60
+    idempotency_ttl_seconds: int = 24 * 3600
+    currency: str = "IDR"
+    # Reports
+    report_max_window_days: int = 366
+    # Pagination
+    default_page_size: int = 20
+    max_page_size: int = 100
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def reveals_debug_codes(self) -> bool:
+        return self.env in ("development", "test")
+
+    def port_for(self, service: str) -> int:
+        return self.ports[service]
+
+    def database_url_for(self, service: str | None) -> str:
+        if service and self.service_database_urls.get(service):
+            return self.service_database_urls[service]
+        return self.database_url
+
+
+def load_settings(environ: dict | None = None) -> Settings:
+    """Build and validate settings from an environment mapping (os.environ by default)."""
+    env = dict(os.environ if environ is None else environ)
+    name = env.get("TOKO_ENV", "development")
+    if name not in ENVIRONMENTS:
+        raise SettingsError(f"TOKO_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
+    ports = {s: _int(env, f"TOKO_{s.upper()}_PORT", DEFAULT_PORTS[s], lo=1, hi=65535) for s in SERVICES}
+    service_urls = {s: env[f"TOKO_{s.upper()}_DATABASE_URL"] for s in SERVICES
+                    if env.get(f"TOKO_{s.upper()}_DATABASE_URL")}
+    secret_key = env.get("TOKO_SECRET_KEY", "")
+    otp_secret = env.get("TOKO_OTP_SECRET", "")
+    if name == "production":
+        for var, value in (("TOKO_SECRET_KEY", secret_key), ("TOKO_OTP_SECRET", otp_secret)):
+            if value.lower() in _PLACEHOLDERS or len(value) < 32:
+                raise SettingsError(f"{var} must be set to a real secret of 32+ characters in production")
+    else:
+        secret_key = secret_key or _DEV_SECRET
+        otp_secret = otp_secret or _DEV_SECRET
+    profile = env.get("TOKO_ARGON2_PROFILE", "owasp")
+    if profile not in ("owasp", "fast") or (profile == "fast" and name != "test"):
+        raise SettingsError("TOKO_ARGON2_PROFILE may be 'fast' only when TOKO_ENV=test")
+    return Settings(
+        env=name,
+        database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        service_database_urls=service_urls,
+        report_database_url=env.get("TOKO_REPORT_DATABASE_URL") or None,
+        bind_host=env.get("TOKO_BIND_HOST", "127.0.0.1"),
+        ports=ports,
+        secret_key=secret_key,
+        otp_secret=otp_secret,
+        log_level=env.get("TOKO_LOG_LEVEL", "INFO").upper(),
+        workers=_int(env, "TOKO_WORKERS", 2, lo=1, hi=32),
+        threads=_int(env, "TOKO_THREADS", 4, lo=1, hi=64),
+        graceful_timeout=_int(env, "TOKO_GRACEFUL_TIMEOUT", 20, lo=1, hi=600),
+        db_pool_size=_int(env, "TOKO_DB_POOL_SIZE", _int(env, "TOKO_THREADS", 4, lo=1, hi=64), lo=1, hi=64),
+        db_max_overflow=_int(env, "TOKO_DB_MAX_OVERFLOW", 0, lo=0, hi=64),
+        db_pool_timeout=_int(env, "TOKO_DB_POOL_TIMEOUT", 5, lo=1, hi=120),
+        db_connect_timeout=_int(env, "TOKO_DB_CONNECT_TIMEOUT", 3, lo=1, hi=60),
+        db_statement_timeout_ms=_int(env, "TOKO_DB_STATEMENT_TIMEOUT_MS", 15000, lo=0),
+        max_body_bytes=_int(env, "TOKO_MAX_BODY_BYTES", 1024 * 1024, lo=1024),
+        session_idle_seconds=_int(env, "TOKO_SESSION_IDLE_SECONDS", 30 * 60, lo=1),
+        session_absolute_seconds=_int(env, "TOKO_SESSION_ABSOLUTE_SECONDS", 12 * 3600, lo=1),
+        session_touch_seconds=_int(env, "TOKO_SESSION_TOUCH_SECONDS", 60, lo=0),
+        login_max_failures=_int(env, "TOKO_LOGIN_MAX_FAILURES", 5, lo=1),
+        login_lock_base_seconds=_int(env, "TOKO_LOGIN_LOCK_SECONDS", 30, lo=1),
+        argon2_profile=profile,
+        otp_ttl_seconds=_int(env, "TOKO_OTP_TTL_SECONDS", 300, lo=1, hi=600),
+        otp_max_attempts=_int(env, "TOKO_OTP_MAX_ATTEMPTS", 5, lo=1),
+        otp_requests_per_window=_int(env, "TOKO_OTP_REQUESTS_PER_WINDOW", 5, lo=1),
+        otp_request_window_seconds=_int(env, "TOKO_OTP_REQUEST_WINDOW_SECONDS", 600, lo=1),
+        otp_threshold=_int(env, "TOKO_OTP_THRESHOLD", 1_000_000, lo=0),
+        transaction_confirm_seconds=_int(env, "TOKO_TRANSACTION_CONFIRM_SECONDS", 15 * 60, lo=1),
+        idempotency_ttl_seconds=_int(env, "TOKO_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, lo=1),
+        currency=env.get("TOKO_CURRENCY", "IDR"),
+        report_max_window_days=_int(env, "TOKO_REPORT_MAX_WINDOW_DAYS", 366, lo=1),
+        default_page_size=_int(env, "TOKO_DEFAULT_PAGE_SIZE", 20, lo=1, hi=100),
+        max_page_size=_int(env, "TOKO_MAX_PAGE_SIZE", 100, lo=1, hi=1000),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()

@@ -1,0 +1,7 @@
+"""The web layer every service shares."""
+from common.web.api import Api, Blueprint
+from common.web.app import create_app
+from common.web.auth import current_principal, require_principal
+from common.web.db import db
+
+__all__ = ["Api", "Blueprint", "create_app", "current_principal", "require_principal", "db"]

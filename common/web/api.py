@@ -1,0 +1,40 @@
+"""flask-smorest, shaped to toko: the contract's error envelope and auth documented with enforcement."""
+from __future__ import annotations
+
+import flask_smorest
+
+from common.web.auth import SECURITY, login_required
+from common.web.errors import register_error_handlers
+from common.web.schemas import ErrorSchema
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self):
+        register_error_handlers(self._app)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """A smorest blueprint whose `auth` decorator both enforces and documents the session."""
+
+    def auth(self, func=None, *, admin: bool = False):
+        def decorator(view):
+            view = login_required(admin=admin)(view)
+            view = self.doc(security=SECURITY)(view)
+            view = self.alt_response(401, schema=ErrorSchema, description="No valid session.")(view)
+            if admin:
+                view = self.alt_response(403, schema=ErrorSchema, description="Not an admin.")(view)
+            return view
+
+        return decorator(func) if func is not None else decorator
+
+    def errors(self, *statuses: int):
+        """Document the error statuses a view can answer with (all in the one envelope)."""
+
+        def decorator(view):
+            for status in statuses:
+                view = self.alt_response(status, schema=ErrorSchema)(view)
+            return view
+
+        return decorator

@@ -1,0 +1,76 @@
+"""The one app factory every service uses."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Iterable
+
+from flask import Flask, g, request
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from common.errors import ApiError
+from common.logs import configure_logging
+from common.settings import get_settings
+from common.web.api import Api, Blueprint
+from common.web.auth import SECURITY_SCHEMES
+from common.web.db import init_db
+from common.web.health import blp as health_blp
+
+access_log = logging.getLogger("toko.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "") -> Flask:
+    """A Flask app for one toko service: envelope, errors, request ids, logs, probes, OpenAPI, docs."""
+    settings = get_settings()
+    configure_logging(service, settings.log_level)
+    app = Flask(f"svc_{service}")
+    app.config.update(
+        API_TITLE=f"toko {service} service",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False
+    init_db(app, service)
+    api = Api(app, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    _register_request_hooks(app)
+    api.register_blueprint(health_blp)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(get_swaggerui_blueprint(
+        "/docs", "/openapi.json", config={"app_name": f"toko {service} service"}), url_prefix="/docs")
+    app.extensions["toko"]["api"] = api
+    return app
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if (request.routing_exception is None and request.method in _BODY_METHODS and _has_body()
+                and not request.is_json):
+            raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+        duration_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
+        access_log.info("request", extra={
+            "method": request.method, "path": request.path, "route": request.url_rule.rule
+            if request.url_rule else None, "status": response.status_code, "duration_ms": duration_ms,
+            "user_id": g.get("user_id")})
+        return response
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"

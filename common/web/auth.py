@@ -1,0 +1,113 @@
+"""Authentication every service shares: one indexed lookup of the shared sessions table."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import g, request
+from sqlalchemy import text
+
+from common.errors import Forbidden, Unauthorized
+from common.security import SESSION_COOKIE, hash_token
+from common.settings import get_settings
+from common.web.db import db
+
+SECURITY = [{"bearerAuth": []}, {"cookieAuth": []}]
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /v1/sessions."},
+    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+}
+
+_LOOKUP = text("""
+    SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at, s.expires_at,
+           u.username, u.role, u.verified, now() AS now
+    FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = :h AND s.revoked_at IS NULL AND u.is_active
+      AND s.expires_at > now() AND s.idle_expires_at > now()
+""")
+# Refresh the idle expiry at most once per touch interval, and never wait for a row another request
+# is touching: concurrent requests on one session must not queue behind each other.
+_TOUCH = text("""
+    UPDATE sessions SET last_seen_at = now(),
+           idle_expires_at = LEAST(now() + make_interval(secs => :idle), expires_at)
+    WHERE id = (SELECT id FROM sessions WHERE id = :id FOR UPDATE SKIP LOCKED)
+    RETURNING idle_expires_at
+""")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of this request."""
+
+    session_id: int
+    user_id: int
+    username: str
+    role: str
+    verified: bool
+    created_at: datetime
+    expires_at: datetime
+    idle_expires_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def request_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def _load() -> Principal | None:
+    token = request_token()
+    if not token or len(token) > 512:
+        return None
+    session = db()
+    row = session.execute(_LOOKUP, {"h": hash_token(token)}).mappings().first()
+    if row is None:
+        session.rollback()
+        return None
+    idle_expires_at = row["idle_expires_at"]
+    settings = get_settings()
+    if row["now"] - row["last_seen_at"] >= timedelta(seconds=settings.session_touch_seconds):
+        touched = session.execute(_TOUCH, {"id": row["id"], "idle": settings.session_idle_seconds}).scalar()
+        idle_expires_at = touched or idle_expires_at
+    session.commit()
+    return Principal(row["id"], row["user_id"], row["username"], row["role"], row["verified"],
+                     row["created_at"], row["expires_at"], idle_expires_at)
+
+
+def current_principal() -> Principal | None:
+    """The caller, or None when the request carries no valid session (looked up once per request)."""
+    if "_principal" not in g:
+        g._principal = _load()
+        if g._principal is not None:
+            g.user_id = g._principal.user_id
+    return g._principal
+
+
+def require_principal(admin: bool = False) -> Principal:
+    principal = current_principal()
+    if principal is None:
+        raise Unauthorized("A valid session is required: log in with POST /v1/sessions.")
+    if admin and not principal.is_admin:
+        raise Forbidden("This needs the admin role.")
+    return principal
+
+
+def login_required(func=None, *, admin: bool = False):
+    """Refuse the view with 401 (no valid session) or 403 (not an admin, when admin=True)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            require_principal(admin=admin)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator(func) if func is not None else decorator

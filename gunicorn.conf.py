@@ -1,0 +1,35 @@
+"""gunicorn settings shared by the five services; supervisor names the service in TOKO_SERVICE."""
+import os
+
+from common.settings import SERVICES, get_settings
+
+_service = os.environ.get("TOKO_SERVICE", "")
+if _service not in SERVICES:
+    raise SystemExit(f"TOKO_SERVICE must be one of {', '.join(SERVICES)}, got {_service!r}")
+_settings = get_settings()
+
+wsgi_app = f"svc_{_service}.app:create_app()"
+bind = f"{_settings.bind_host}:{_settings.port_for(_service)}"
+proc_name = f"svc_{_service}"
+worker_class = "gthread"
+workers = _settings.workers
+threads = _settings.threads
+# The pool holds one connection per thread: workers x threads x 5 services stays under max_connections.
+graceful_timeout = _settings.graceful_timeout
+timeout = 30
+keepalive = 5
+# Five masters run side by side: gunicorn 27's control socket sits at one path per user and would clash.
+control_socket_disable = True
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = "info"
+# Let workers recycle slowly so a leak cannot grow without bound; jitter avoids restarting together.
+max_requests = 20000
+max_requests_jitter = 2000
+
+
+def post_fork(server, worker):
+    # Connections must never be shared across processes.
+    from common.db.session import dispose_engines
+
+    dispose_engines()

@@ -1,0 +1,1 @@
+"""The toko item service."""

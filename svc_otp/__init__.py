@@ -1,0 +1,1 @@
+"""The toko otp service."""

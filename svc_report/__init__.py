@@ -1,0 +1,1 @@
+"""The toko report service."""

@@ -1,0 +1,1 @@
+"""The toko transaction service."""

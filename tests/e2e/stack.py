@@ -1,0 +1,101 @@
+"""The real stack for end-to-end tests: supervisord running every program of supervisord.conf.
+
+The repository's own supervisord.conf is used unchanged: it is linked into a scratch directory next to
+links to .venv and gunicorn.conf.py, so `%(here)s` (sockets, logs) points at the scratch directory and
+several runs can live side by side with `make run`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from common.settings import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    home: Path
+    env: dict
+    ports: dict
+    process: subprocess.Popen | None = None
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def url(self, service: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(self.home / "supervisord.conf"),
+                               *args], capture_output=True, text=True, env=self.env, timeout=90, check=check)
+
+    def log(self, program: str) -> str:
+        path = self.home / "var/log" / f"{program}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, timeout: float = 60) -> "Stack":
+        (self.home / "var/log").mkdir(parents=True, exist_ok=True)
+        for name in ("supervisord.conf", "gunicorn.conf.py", ".venv"):
+            link = self.home / name
+            if not link.exists():
+                link.symlink_to(ROOT / name)
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv/bin/supervisord"), "-c", str(self.home / "supervisord.conf")],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.wait_healthy(timeout=timeout)
+        return self
+
+    def wait_healthy(self, services=SERVICES, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(services)
+        while pending and time.monotonic() < deadline:
+            for service in list(pending):
+                try:
+                    if requests.get(self.url(service, "/healthz"), timeout=1).status_code == 200:
+                        pending.discard(service)
+                except requests.RequestException:
+                    pass
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"supervisord exited: {self.log('supervisord')[-2000:]}")
+            time.sleep(0.2)
+        if pending:
+            logs = "\n".join(self.log(f"svc_{s}")[-1500:] for s in pending)
+            raise RuntimeError(f"services not healthy after {timeout}s: {sorted(pending)}\n{logs}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.ctl("shutdown")
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def make_stack(home: Path, database_url: str, **extra_env: str) -> Stack:
+    ports = {service: free_port() for service in SERVICES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKO_") or k in ("TOKO_ENV",)}
+    env.update({
+        "DATABASE_URL": database_url,
+        "TOKO_ENV": "test",
+        "TOKO_ARGON2_PROFILE": "fast",
+        "TOKO_WORKERS": "2",
+        "TOKO_THREADS": "4",
+        "TOKO_LOG_LEVEL": "INFO",
+        **{f"TOKO_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+    })
+    env.update(extra_env)
+    return Stack(home=home, env=env, ports=ports)
