@@ -69,6 +69,18 @@ def create_user_cmd(username: str, password: str, role: str, email: str | None, 
         raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from None
 
 
+@main.command()
+@click.argument("service", type=click.Choice(["otp", "transaction", "report"]))
+def worker(service: str) -> None:
+    """Run a service's background worker (supervisor runs one program per worker)."""
+    import importlib
+
+    from common.worker import run_worker
+
+    module = importlib.import_module(f"svc_{service}.worker")
+    run_worker(module.make_worker())
+
+
 DEMO_ADMIN = ("admin", "admin-password-123")
 DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
 DEMO_CATALOGUE = {

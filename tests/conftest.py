@@ -79,3 +79,22 @@ def make_client(db_session):
 def unique(prefix: str = "u") -> str:
     """A name no other test uses, for data that outlives a test (end-to-end runs commit)."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def stack(database_url, tmp_path_factory):
+    """Every service and worker running under supervisord against the run's database (one per run)."""
+    from tests.e2e.stack import make_stack
+
+    s = make_stack(tmp_path_factory.mktemp("stack"), database_url)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
