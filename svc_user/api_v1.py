@@ -1,0 +1,143 @@
+"""v1 views of the user service: parse, call service.py, serialize."""
+from __future__ import annotations
+
+from flask import after_this_request, request, url_for
+
+from common.errors import ApiError
+from common.security import SESSION_COOKIE
+from common.settings import get_settings
+from common.web import Blueprint, db, require_principal
+from common.web.pagination import offset_page
+from common.web.schemas import PageArgs, envelope
+from svc_user import service
+from svc_user.schemas import (LoginSchema, SessionCreated, SessionSchema, UserCreate, UserPatch, UserReplace,
+                              UserSchema)
+
+users = Blueprint("users", __name__, url_prefix="/v1/users", description="Accounts: register, read, change.")
+sessions = Blueprint("sessions", __name__, url_prefix="/v1/sessions",
+                     description="Log in once; the token (bearer or cookie) works on every service.")
+
+
+@users.route("", methods=["POST"])
+@users.arguments(UserCreate)
+@users.response(201, envelope(UserSchema))
+@users.errors(409)
+def register(body):
+    """Register a customer account."""
+    user = service.create_user(db(), **body)
+    db().commit()
+    return {"data": user}, 201, {"Location": url_for("users.get_user", user_id=user.id)}
+
+
+@users.route("", methods=["GET"])
+@users.auth(admin=True)
+@users.arguments(PageArgs, location="query")
+@users.response(200, envelope(UserSchema, many=True))
+def list_users(args):
+    """List active users (admin)."""
+    return {"data": service.list_users(db(), lambda stmt: offset_page(stmt, args["page"], args["per_page"]))}
+
+
+@users.route("/me", methods=["GET"])
+@users.auth
+@users.response(200, envelope(UserSchema))
+def me():
+    """The caller's own account."""
+    actor = require_principal()
+    return {"data": service.get_visible_user(db(), actor, actor.user_id)}
+
+
+@users.route("/<int:user_id>", methods=["GET"])
+@users.auth
+@users.response(200, envelope(UserSchema))
+@users.errors(404)
+def get_user(user_id):
+    """A user: yourself, or anyone for an admin."""
+    return {"data": service.get_visible_user(db(), require_principal(), user_id)}
+
+
+def _update(user_id: int, body: dict, replace: bool):
+    actor = require_principal()
+    user = service.update_user(db(), actor, user_id, body, replace=replace, current_session_id=actor.session_id)
+    db().commit()
+    return {"data": user}
+
+
+@users.route("/<int:user_id>", methods=["PUT", "POST"])
+@users.auth
+@users.arguments(UserReplace)
+@users.response(200, envelope(UserSchema))
+@users.errors(403, 404, 409)
+def replace_user(body, user_id):
+    """Replace a user's editable fields (only an admin may set `role`)."""
+    return _update(user_id, body, replace=True)
+
+
+@users.route("/<int:user_id>", methods=["PATCH"])
+@users.auth
+@users.arguments(UserPatch)
+@users.response(200, envelope(UserSchema))
+@users.errors(403, 404, 409)
+def patch_user(body, user_id):
+    """Change the named fields; a new password needs `current_password` unless an admin sets it."""
+    return _update(user_id, body, replace=False)
+
+
+@users.route("/<int:user_id>", methods=["DELETE"])
+@users.auth
+@users.response(204)
+@users.errors(404)
+def delete_user(user_id):
+    """Deactivate a user: every session of theirs dies at once."""
+    service.deactivate_user(db(), require_principal(), user_id)
+    db().commit()
+    return "", 204
+
+
+@sessions.route("", methods=["POST"])
+@sessions.arguments(LoginSchema)
+@sessions.response(201, envelope(SessionCreated))
+@sessions.errors(401, 429)
+def log_in(body):
+    """Log in: the token comes in the body and as the toko_session cookie."""
+    outcome = service.login(db(), body["username"], body["password"], client_addr=request.remote_addr,
+                            user_agent=request.headers.get("User-Agent"))
+    db().commit()
+    if isinstance(outcome, ApiError):
+        raise outcome
+
+    @after_this_request
+    def _set_cookie(response):
+        response.set_cookie(SESSION_COOKIE, outcome.token, expires=outcome.row.expires_at, path="/",
+                            httponly=True, samesite="Lax", secure=get_settings().is_production)
+        return response
+
+    return {"data": {"token": outcome.token, "expires_at": outcome.row.expires_at, "user": outcome.user}}, 201
+
+
+@sessions.route("/current", methods=["GET"])
+@sessions.auth
+@sessions.response(200, envelope(SessionSchema))
+def current_session():
+    """The session this request is authenticated with."""
+    actor = require_principal()
+    user = service.get_visible_user(db(), actor, actor.user_id)
+    return {"data": {"created_at": actor.created_at, "expires_at": actor.expires_at,
+                     "idle_expires_at": actor.idle_expires_at, "user": user}}
+
+
+@sessions.route("/current", methods=["DELETE"])
+@sessions.auth
+@sessions.response(204)
+def log_out():
+    """Log out: the token is dead on every service at once."""
+    service.end_session(db(), require_principal().session_id)
+    db().commit()
+
+    @after_this_request
+    def _clear_cookie(response):
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
+                               secure=get_settings().is_production)
+        return response
+
+    return "", 204
