@@ -73,6 +73,11 @@ class Settings:
     currency: str = "IDR"
     # Reports
     report_max_window_days: int = 366
+    # A claimed job's lease; the worker renews it while computing, a dead worker's lease runs out.
+    report_lease_seconds: int = 60
+    report_max_attempts: int = 3
+    # Test hook (TOKO_ENV=test only): hold each claimed job this long, so a test can kill the worker mid-job.
+    report_test_delay_seconds: int = 0
     # Pagination
     default_page_size: int = 20
     max_page_size: int = 100
@@ -115,6 +120,9 @@ def load_settings(environ: dict | None = None) -> Settings:
     profile = env.get("TOKO_ARGON2_PROFILE", "owasp")
     if profile not in ("owasp", "fast") or (profile == "fast" and name != "test"):
         raise SettingsError("TOKO_ARGON2_PROFILE may be 'fast' only when TOKO_ENV=test")
+    report_test_delay = _int(env, "TOKO_REPORT_TEST_DELAY_SECONDS", 0, lo=0, hi=3600)
+    if report_test_delay and name != "test":
+        raise SettingsError("TOKO_REPORT_TEST_DELAY_SECONDS may be set only when TOKO_ENV=test")
     return Settings(
         env=name,
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -149,6 +157,9 @@ def load_settings(environ: dict | None = None) -> Settings:
         idempotency_ttl_seconds=_int(env, "TOKO_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, lo=1),
         currency=env.get("TOKO_CURRENCY", "IDR"),
         report_max_window_days=_int(env, "TOKO_REPORT_MAX_WINDOW_DAYS", 366, lo=1),
+        report_lease_seconds=_int(env, "TOKO_REPORT_LEASE_SECONDS", 60, lo=1, hi=24 * 3600),
+        report_max_attempts=_int(env, "TOKO_REPORT_MAX_ATTEMPTS", 3, lo=1, hi=100),
+        report_test_delay_seconds=report_test_delay,
         default_page_size=_int(env, "TOKO_DEFAULT_PAGE_SIZE", 20, lo=1, hi=100),
         max_page_size=_int(env, "TOKO_MAX_PAGE_SIZE", 100, lo=1, hi=1000),
     )
