@@ -36,8 +36,11 @@ def _int(env: dict, name: str, default: int, *, lo: int = 0, hi: int | None = No
 class Settings:
     env: str = "development"
     database_url: str = DEFAULT_DATABASE_URL
-    # Per-service database URLs (least-privilege roles); the service falls back to database_url.
-    service_database_urls: dict = field(default_factory=dict)
+    # Least privilege: with db_roles on, each service connects to database_url as its own role toko_<service>
+    # (created and granted by a migration), with an optional password from TOKO_<SERVICE>_DB_PASSWORD.
+    db_roles: bool = False
+    db_role_passwords: dict = field(default_factory=dict)
+    # Where the report service runs its read-only aggregates (a replica); its jobs stay on the primary.
     report_database_url: str | None = None
     bind_host: str = "127.0.0.1"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
@@ -94,9 +97,14 @@ class Settings:
         return self.ports[service]
 
     def database_url_for(self, service: str | None) -> str:
-        if service and self.service_database_urls.get(service):
-            return self.service_database_urls[service]
-        return self.database_url
+        """The URL a service connects with: its own role when db_roles is on, else the shared URL."""
+        if not (service and self.db_roles):
+            return self.database_url
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url).set(username=f"toko_{service}",
+                                              password=self.db_role_passwords.get(service))
+        return url.render_as_string(hide_password=False)
 
 
 def load_settings(environ: dict | None = None) -> Settings:
@@ -106,8 +114,11 @@ def load_settings(environ: dict | None = None) -> Settings:
     if name not in ENVIRONMENTS:
         raise SettingsError(f"TOKO_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
     ports = {s: _int(env, f"TOKO_{s.upper()}_PORT", DEFAULT_PORTS[s], lo=1, hi=65535) for s in SERVICES}
-    service_urls = {s: env[f"TOKO_{s.upper()}_DATABASE_URL"] for s in SERVICES
-                    if env.get(f"TOKO_{s.upper()}_DATABASE_URL")}
+    role_passwords = {s: env[f"TOKO_{s.upper()}_DB_PASSWORD"] for s in SERVICES
+                      if env.get(f"TOKO_{s.upper()}_DB_PASSWORD")}
+    db_roles = env.get("TOKO_DB_ROLES", "off").lower()
+    if db_roles not in ("on", "off", "1", "0", "true", "false"):
+        raise SettingsError(f"TOKO_DB_ROLES must be on or off, got {db_roles!r}")
     secret_key = env.get("TOKO_SECRET_KEY", "")
     otp_secret = env.get("TOKO_OTP_SECRET", "")
     if name == "production":
@@ -126,7 +137,8 @@ def load_settings(environ: dict | None = None) -> Settings:
     return Settings(
         env=name,
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-        service_database_urls=service_urls,
+        db_roles=db_roles in ("on", "1", "true"),
+        db_role_passwords=role_passwords,
         report_database_url=env.get("TOKO_REPORT_DATABASE_URL") or None,
         bind_host=env.get("TOKO_BIND_HOST", "127.0.0.1"),
         ports=ports,

@@ -16,7 +16,7 @@ os.environ.update({
     "TOKO_ARGON2_PROFILE": "fast",
     "TOKO_LOG_LEVEL": "WARNING",
 })
-for _var in [v for v in os.environ if v.endswith("_DATABASE_URL") and v.startswith("TOKO_")]:
+for _var in [v for v in os.environ if v.startswith("TOKO_") and (v.endswith("_DATABASE_URL") or v == "TOKO_DB_ROLES")]:
     os.environ.pop(_var)
 
 from sqlalchemy import create_engine, text  # noqa: E402

@@ -39,7 +39,10 @@ def test_bad_values_fail_fast(env):
         load_settings(env)
 
 
-def test_per_service_database_url_falls_back_to_the_shared_one():
-    s = load_settings({"DATABASE_URL": "postgresql://a@h/db", "TOKO_REPORT_DATABASE_URL": "postgresql://r@h/db"})
-    assert s.database_url_for("report") == "postgresql://r@h/db"
-    assert s.database_url_for("item") == "postgresql://a@h/db"
+def test_each_service_connects_as_its_own_role_when_roles_are_on():
+    shared = {"DATABASE_URL": "postgresql://owner@h:5432/db"}
+    assert load_settings(shared).database_url_for("item") == "postgresql://owner@h:5432/db"
+    s = load_settings({**shared, "TOKO_DB_ROLES": "on", "TOKO_REPORT_DB_PASSWORD": "pw"})
+    assert s.database_url_for("item") == "postgresql://toko_item@h:5432/db"
+    assert s.database_url_for("report") == "postgresql://toko_report:pw@h:5432/db"
+    assert s.database_url_for(None) == "postgresql://owner@h:5432/db"  # migrations and operators' commands
