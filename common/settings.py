@@ -69,6 +69,12 @@ class Settings:
     otp_max_attempts: int = 5
     otp_requests_per_window: int = 5
     otp_request_window_seconds: int = 600
+    # Delivery: 'log' writes messages to svc_otp_worker's log (codes only outside production); 'http' POSTs
+    # them to an SMS/email gateway at otp_gateway_url. Failures retry with exponential backoff.
+    otp_sender: str = "log"
+    otp_gateway_url: str | None = None
+    otp_delivery_max_attempts: int = 6
+    otp_delivery_backoff_seconds: int = 2
     # Transactions
     otp_threshold: int = 1_000_000
     transaction_confirm_seconds: int = 15 * 60
@@ -128,6 +134,12 @@ def load_settings(environ: dict | None = None) -> Settings:
     else:
         secret_key = secret_key or _DEV_SECRET
         otp_secret = otp_secret or _DEV_SECRET
+    otp_sender = env.get("TOKO_OTP_SENDER", "log")
+    otp_gateway_url = env.get("TOKO_OTP_GATEWAY_URL") or None
+    if otp_sender not in ("log", "http"):
+        raise SettingsError(f"TOKO_OTP_SENDER must be log or http, got {otp_sender!r}")
+    if otp_sender == "http" and not (otp_gateway_url or "").startswith(("http://", "https://")):
+        raise SettingsError("TOKO_OTP_SENDER=http needs TOKO_OTP_GATEWAY_URL (an http:// or https:// URL)")
     profile = env.get("TOKO_ARGON2_PROFILE", "owasp")
     if profile not in ("owasp", "fast") or (profile == "fast" and name != "test"):
         raise SettingsError("TOKO_ARGON2_PROFILE may be 'fast' only when TOKO_ENV=test")
@@ -164,6 +176,10 @@ def load_settings(environ: dict | None = None) -> Settings:
         otp_max_attempts=_int(env, "TOKO_OTP_MAX_ATTEMPTS", 5, lo=1),
         otp_requests_per_window=_int(env, "TOKO_OTP_REQUESTS_PER_WINDOW", 5, lo=1),
         otp_request_window_seconds=_int(env, "TOKO_OTP_REQUEST_WINDOW_SECONDS", 600, lo=1),
+        otp_sender=otp_sender,
+        otp_gateway_url=otp_gateway_url,
+        otp_delivery_max_attempts=_int(env, "TOKO_OTP_DELIVERY_MAX_ATTEMPTS", 6, lo=1, hi=100),
+        otp_delivery_backoff_seconds=_int(env, "TOKO_OTP_DELIVERY_BACKOFF_SECONDS", 2, lo=1, hi=3600),
         otp_threshold=_int(env, "TOKO_OTP_THRESHOLD", 1_000_000, lo=0),
         transaction_confirm_seconds=_int(env, "TOKO_TRANSACTION_CONFIRM_SECONDS", 15 * 60, lo=1),
         idempotency_ttl_seconds=_int(env, "TOKO_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, lo=1),
