@@ -1,5 +1,6 @@
 """gunicorn settings shared by the five services; supervisor names the service in TOKO_SERVICE."""
 import os
+import shutil
 
 from common.settings import SERVICES, get_settings
 
@@ -7,6 +8,9 @@ _service = os.environ.get("TOKO_SERVICE", "")
 if _service not in SERVICES:
     raise SystemExit(f"TOKO_SERVICE must be one of {', '.join(SERVICES)}, got {_service!r}")
 _settings = get_settings()
+# Workers write their metrics here; /metrics sums them (see common/web/metrics.py).
+_metrics_dir = os.path.join(os.getcwd(), "var", "metrics", _service)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 wsgi_app = f"svc_{_service}.app:create_app()"
 bind = f"{_settings.bind_host}:{_settings.port_for(_service)}"
@@ -26,6 +30,18 @@ loglevel = "info"
 # Let workers recycle slowly so a leak cannot grow without bound; jitter avoids restarting together.
 max_requests = 20000
 max_requests_jitter = 2000
+
+
+def on_starting(server):
+    # A fresh master starts fresh series: files of a previous run would be summed in forever.
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_fork(server, worker):

@@ -17,6 +17,7 @@ from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
 from common.web.db import init_db
 from common.web.health import blp as health_blp
+from common.web.metrics import observe, register_metrics
 
 access_log = logging.getLogger("toko.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -41,7 +42,8 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
     api = Api(app, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
-    _register_request_hooks(app)
+    _register_request_hooks(app, service)
+    register_metrics(app)
     api.register_blueprint(health_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -51,7 +53,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
     return app
 
 
-def _register_request_hooks(app: Flask) -> None:
+def _register_request_hooks(app: Flask, service: str) -> None:
     @app.before_request
     def _start():
         g.started = time.perf_counter()
@@ -64,11 +66,12 @@ def _register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _finish(response):
         response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-        duration_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else None
         access_log.info("request", extra={
-            "method": request.method, "path": request.path, "route": request.url_rule.rule
-            if request.url_rule else None, "status": response.status_code, "duration_ms": duration_ms,
-            "user_id": g.get("user_id")})
+            "method": request.method, "path": request.path, "route": route, "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 2), "user_id": g.get("user_id")})
+        observe(service, request.method, route, response.status_code, seconds, g.get("_db") and g._db.get_bind().engine)
         return response
 
 

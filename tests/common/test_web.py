@@ -143,3 +143,12 @@ def test_cursor_round_trips_and_rejects_tampering():
         codec.decode(token, {"sort": "name"})
     with pytest.raises(BadRequest):
         CursorCodec(secret="other").decode(token, {"sort": "price"})
+
+
+def test_metrics_count_requests_by_route_and_status(client):
+    client.get("/healthz")
+    client.get("/no/such/path")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'toko_http_requests_total{method="GET",route="/healthz",service="item",status="200"}' in text
+    assert 'route="<unmatched>",service="item",status="404"' in text
+    assert "toko_http_request_duration_seconds_bucket" in text

@@ -36,3 +36,20 @@ def test_restarting_one_service_leaves_the_others_serving(stack):
         if service != "item":
             assert requests.get(stack.url(service, "/healthz"), timeout=5).status_code == 200
     stack.wait_healthy(["item"], timeout=30)
+
+
+def _count(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_move_with_traffic_summed_across_workers(stack):
+    series = 'toko_http_requests_total{method="GET",route="/healthz",service="otp",status="200"}'
+    before = _count(requests.get(stack.url("otp", "/metrics"), timeout=5).text, series)
+    http = requests.Session()  # new connections spread over the workers as well as keep-alive ones
+    for i in range(40):
+        (http if i % 2 else requests).get(stack.url("otp", "/healthz"), timeout=5)
+    after = _count(requests.get(stack.url("otp", "/metrics"), timeout=5).text, series)
+    assert after - before == 40

@@ -1,0 +1,42 @@
+"""Prometheus metrics per service, summed across gunicorn workers (prometheus_client multiprocess mode).
+
+gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at var/metrics/<service> before any worker starts;
+without it (tests in-process, the CLI) the process-local registry is used.
+"""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"])
+LATENCY = Histogram("toko_http_request_duration_seconds", "Time to answer an HTTP request.",
+                    ["service", "method", "route"],
+                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+POOL_CHECKED_OUT = Gauge("toko_db_pool_checked_out", "Database connections in use.", ["service"],
+                         multiprocess_mode="livesum")
+POOL_SIZE = Gauge("toko_db_pool_size", "Database connections the pools may hold.", ["service"],
+                  multiprocess_mode="livesum")
+
+
+def observe(service: str, method: str, route: str | None, status: int, seconds: float, engine=None) -> None:
+    # Unmatched paths share one label so a scan of random URLs cannot blow up the series count.
+    route = route or "<unmatched>"
+    REQUESTS.labels(service, method, route, str(status)).inc()
+    LATENCY.labels(service, method, route).observe(seconds)
+    if engine is not None:
+        POOL_CHECKED_OUT.labels(service).set(engine.pool.checkedout())
+        POOL_SIZE.labels(service).set(engine.pool.size())
+
+
+def register_metrics(app: Flask) -> None:
+    @app.route("/metrics", methods=["GET"])
+    def metrics():
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
