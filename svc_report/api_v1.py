@@ -1,0 +1,89 @@
+"""v1 views of the report service (admin only): parse, call service.py, serialize."""
+from __future__ import annotations
+
+from flask import Response, url_for
+
+from common.web import Blueprint, db, require_principal
+from common.web.schemas import PageArgs, envelope
+from svc_report import service
+from svc_report.schemas import ReportCreate, ReportJobSchema, ReportJobSummary, SalesArgs, SalesReport
+
+reports = Blueprint(
+    "reports", __name__, url_prefix="/v1/reports",
+    description="Sales reports from the shared tables (admin only). Revenue is recognised when a "
+                "transaction is paid: only status `paid` counts, bucketed by `paid_at`, in [from, to).")
+
+
+@reports.route("/sales", methods=["GET"])
+@reports.auth(admin=True)
+@reports.arguments(SalesArgs, location="query")
+@reports.response(200, envelope(SalesReport))
+@reports.errors(422)
+def sales(args):
+    """The live sales report: rows per day, item or buyer, and totals, from one snapshot."""
+    query = service.parse_sales_query(args["from_"], args["to"], args["group_by"], args["tz"])
+    return {"data": service.sales_report(db(), query)}
+
+
+@reports.route("", methods=["POST"])
+@reports.auth(admin=True)
+@reports.arguments(ReportCreate)
+@reports.response(202, envelope(ReportJobSchema))
+@reports.errors(422)
+def create_report(body):
+    """Queue a report; svc_report_worker computes it. Poll the `Location` until `done`."""
+    params = {"from": body["from_"], "to": body["to"], "group_by": body["group_by"], "tz": body["tz"]}
+    job = service.enqueue(db(), require_principal().user_id, body["kind"], params)
+    db().commit()
+    return {"data": job}, 202, {"Location": url_for("reports.get_report", job_id=job.id)}
+
+
+@reports.route("", methods=["GET"])
+@reports.auth(admin=True)
+@reports.arguments(PageArgs, location="query")
+@reports.response(200, envelope(ReportJobSummary, many=True))
+def list_reports(args):
+    """Queued reports, newest first (without their results)."""
+    return {"data": service.list_jobs(db(), args["page"], args["per_page"])}
+
+
+@reports.route("/<int:job_id>", methods=["GET"])
+@reports.auth(admin=True)
+@reports.response(200, envelope(ReportJobSchema))
+@reports.errors(404)
+def get_report(job_id):
+    """A report job: queued, running, done (with `result`) or failed (with `error`)."""
+    return {"data": service.get_job(db(), job_id)}
+
+
+@reports.route("/<int:job_id>", methods=["DELETE"])
+@reports.auth(admin=True)
+@reports.response(204)
+@reports.errors(404)
+def delete_report(job_id):
+    """Remove a report job, in whatever state."""
+    service.delete_job(db(), job_id)
+    db().commit()
+    return "", 204
+
+
+@reports.route("/<int:job_id>.csv", methods=["GET"])
+@reports.auth(admin=True)
+@reports.response(200, content_type="text/csv", description="The rows, with a header row.")
+@reports.errors(404, 409)
+def report_csv(job_id):
+    """A done report's rows as CSV; 409 until it is done."""
+    result = service.finished_result(service.get_job(db(), job_id))
+    return Response(service.report_csv(result), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="sales-report-{job_id}.csv"'})
+
+
+@reports.route("/<int:job_id>/chart.svg", methods=["GET"])
+@reports.auth(admin=True)
+@reports.response(200, content_type="image/svg+xml", description="Revenue per key as a bar chart.")
+@reports.errors(404, 409)
+def report_chart(job_id):
+    """A done report's revenue as an SVG bar chart; 409 until it is done."""
+    result = service.finished_result(service.get_job(db(), job_id))
+    return Response(service.report_chart(result), mimetype="image/svg+xml",
+                    headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})

@@ -1,0 +1,247 @@
+"""Sales reports read straight from the shared tables, and the queue of report jobs.
+
+Revenue is recognised when a transaction is paid: a sale counts in the window that holds its `paid_at`,
+whatever its `created_at` (a large purchase may be confirmed by OTP minutes later). Only status `paid`
+counts; `awaiting_otp`, `cancelled` and `expired` never do. The service reads `transactions`,
+`transaction_lines`, `items` and `users` (owned by others) and writes only `report_jobs`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from common.db.models import ReportJob
+from common.errors import Conflict, NotFound, Unprocessable
+from common.settings import get_settings
+from svc_report.chart import bar_chart
+from svc_report.schemas import GROUP_BYS, KINDS
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SalesQuery:
+    """A validated window [start, end) in UTC, a grouping and the zone days are cut in."""
+
+    start: datetime
+    end: datetime
+    group_by: str
+    tz: str
+
+    def as_params(self) -> dict:
+        return {"from": _iso(self.start), "to": _iso(self.end), "group_by": self.group_by, "tz": self.tz}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _invalid(fields: dict, message: str = "The report parameters are invalid.", code: str = "validation_error"):
+    return Unprocessable(message, code=code, details={"fields": fields})
+
+
+def _zone(name: str | None) -> tzinfo:
+    if name is None or name.upper() == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _invalid({"tz": [f"Unknown time zone {name!r}: use an IANA name such as 'Asia/Jakarta'."]}) \
+            from None
+
+
+def _instant(raw: str, zone: tzinfo) -> datetime:
+    """An ISO 8601 date (midnight) or datetime; without an offset it is read in `zone`."""
+    raw = raw.strip()
+    if _DATE.match(raw):
+        moment = datetime.combine(date.fromisoformat(raw), time(), zone)
+    else:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(timezone.utc)
+
+
+def parse_sales_query(start: str, end: str, group_by: str = "day", tz: str | None = None) -> SalesQuery:
+    """Validate a sales report's parameters: 422 naming the fields when they break a rule."""
+    if group_by not in GROUP_BYS:
+        raise _invalid({"group_by": [f"Must be one of: {', '.join(GROUP_BYS)}."]})
+    zone = _zone(tz)
+    errors: dict = {}
+    moments = {}
+    for field, raw in (("from", start), ("to", end)):
+        try:
+            moments[field] = _instant(raw, zone)
+        except (ValueError, OverflowError, TypeError, AttributeError):
+            errors[field] = ["Not an ISO 8601 date (YYYY-MM-DD) or datetime (YYYY-MM-DDTHH:MM:SSZ)."]
+    if errors:
+        raise _invalid(errors)
+    lo, hi = moments["from"], moments["to"]
+    if lo >= hi:
+        raise _invalid({"to": ["Must be after 'from'."]}, "'from' must be before 'to'.", code="invalid_window")
+    limit = get_settings().report_max_window_days
+    if hi - lo > timedelta(days=limit):
+        raise _invalid({"to": [f"The window may span at most {limit} days."]},
+                       f"The window is longer than {limit} days.", code="window_too_large")
+    return SalesQuery(lo, hi, group_by, "UTC" if zone is timezone.utc else tz)
+
+
+# Key per group: day and user are functions of the transaction, item of the line. The window filter is
+# the partial index ix_transactions_paid_at (status = 'paid', paid_at).
+_KEYS = {
+    "day": "(t.paid_at AT TIME ZONE :tz)::date",
+    "user": "t.user_id",
+    "item": "l.item_id",
+}
+_NAMES = {
+    "day": ("", ""),
+    "user": (", u.username", "LEFT JOIN users u ON u.id = agg.key"),
+    "item": (", i.name, i.sku", "LEFT JOIN items i ON i.id = agg.key"),
+}
+_AMOUNT = "l.quantity::bigint * l.unit_price"
+_PAID_LINES = ("FROM transactions t JOIN transaction_lines l ON l.transaction_id = t.id "
+               "WHERE t.status = 'paid' AND t.paid_at >= :start AND t.paid_at < :end")
+_ORDER = {"day": "agg.key", "user": "agg.revenue DESC, agg.key", "item": "agg.revenue DESC, agg.key"}
+
+
+def sales_sql(group_by: str) -> str:
+    """The one statement behind a sales report: rows and totals from one snapshot."""
+    key = _KEYS[group_by]
+    names, join = _NAMES[group_by]
+    # Lines are first summed per transaction, so a group's `transactions` is a plain count. A line is
+    # already one per transaction and item, so items skip that step and only their totals count distinct.
+    if group_by == "item":
+        per_tx = f"SELECT t.id AS tid, {key} AS key, l.quantity, {_AMOUNT} AS revenue {_PAID_LINES}"
+        total_transactions = "count(DISTINCT tid)"
+    else:
+        per_tx = (f"SELECT t.id AS tid, {key} AS key, sum(l.quantity) AS quantity, sum({_AMOUNT}) AS revenue "
+                  f"{_PAID_LINES} GROUP BY t.id")
+        total_transactions = "count(*)"
+    return f"""
+WITH per_tx AS (
+    {per_tx}
+), agg AS (
+    SELECT false AS is_total, key, count(*) AS transactions, sum(quantity)::bigint AS quantity,
+           sum(revenue)::bigint AS revenue
+    FROM per_tx GROUP BY key
+    UNION ALL
+    SELECT true, NULL, {total_transactions}, coalesce(sum(quantity), 0)::bigint,
+           coalesce(sum(revenue), 0)::bigint
+    FROM per_tx
+)
+SELECT agg.is_total, agg.key, agg.transactions, agg.quantity, agg.revenue{names}
+FROM agg {join}
+ORDER BY agg.is_total, {_ORDER[group_by]}"""
+
+
+def sales_report(session: Session, query: SalesQuery) -> dict:
+    """The sales report as a JSON-ready document (the live endpoint and the worker both call this)."""
+    result = session.execute(text(sales_sql(query.group_by)),
+                             {"start": query.start, "end": query.end, "tz": query.tz}).mappings().all()
+    rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
+    for r in result:
+        figures = {"transactions": int(r["transactions"]), "quantity": int(r["quantity"]),
+                   "revenue": int(r["revenue"])}
+        if r["is_total"]:
+            totals = figures
+            continue
+        row = {"key": r["key"].isoformat() if query.group_by == "day" else int(r["key"]), **figures}
+        if query.group_by == "item":
+            row.update(name=r["name"], sku=r["sku"])
+        elif query.group_by == "user":
+            row.update(username=r["username"])
+        rows.append(row)
+    return {"kind": "sales", **query.as_params(), "currency": get_settings().currency, "rows": rows,
+            "totals": totals}
+
+
+# --- report jobs ---------------------------------------------------------------------------------------
+
+def enqueue(session: Session, requested_by: int, kind: str, params: dict) -> ReportJob:
+    """Validate a report request now (bad input never reaches the queue) and queue it."""
+    if kind not in KINDS:
+        raise _invalid({"kind": [f"Must be one of: {', '.join(KINDS)}."]})
+    query = parse_sales_query(params["from"], params["to"], params.get("group_by") or "day", params.get("tz"))
+    job = ReportJob(kind=kind, params=query.as_params(), requested_by=requested_by)
+    session.add(job)
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def list_jobs(session: Session, page: int, per_page: int) -> list[ReportJob]:
+    """Jobs, newest first."""
+    stmt = select(ReportJob).order_by(ReportJob.created_at.desc(), ReportJob.id.desc())
+    return list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+
+
+def get_job(session: Session, job_id: int) -> ReportJob:
+    job = session.get(ReportJob, job_id) if 0 < job_id <= _MAX_ID else None
+    if job is None:
+        raise NotFound("No such report.", code="report_not_found")
+    return job
+
+
+def delete_job(session: Session, job_id: int) -> None:
+    """Remove a job in any state; a worker computing it finds its row gone and drops the result."""
+    if not 0 < job_id <= _MAX_ID or session.execute(
+            delete(ReportJob).where(ReportJob.id == job_id).returning(ReportJob.id)).first() is None:
+        raise NotFound("No such report.", code="report_not_found")
+
+
+def finished_result(job: ReportJob) -> dict:
+    """The result of a done job; 409 while it is queued, running or failed."""
+    if job.status != "done" or job.result is None:
+        raise Conflict(f"The report is {job.status}, not done.", code="report_not_ready",
+                       details={"status": job.status})
+    return job.result
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    # Spreadsheets run a cell that starts like a formula: names come from users, so defuse them.
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def report_csv(result: dict) -> str:
+    """The rows as CSV with a header row."""
+    extra = {"item": ["name", "sku"], "user": ["username"]}.get(result["group_by"], [])
+    columns = ["key", *extra, "transactions", "quantity", "revenue"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in result["rows"]:
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return out.getvalue()
+
+
+def report_chart(result: dict) -> str:
+    """Revenue per key as an SVG bar chart."""
+    group_by = result["group_by"]
+    if group_by == "item":
+        labels = [row.get("name") or f"item {row['key']}" for row in result["rows"]]
+    elif group_by == "user":
+        labels = [row.get("username") or f"user {row['key']}" for row in result["rows"]]
+    else:
+        labels = [row["key"] for row in result["rows"]]
+    start, end = result["from"], result["to"]
+    title = f"Sales revenue by {group_by}"
+    subtitle = (f"{start} to {end} (exclusive), paid transactions; days in {result['tz']}; "
+                f"total {result['totals']['revenue']:,} {result['currency']} in "
+                f"{result['totals']['transactions']:,} transactions")
+    return bar_chart(title=title, subtitle=subtitle, labels=labels,
+                     values=[row["revenue"] for row in result["rows"]],
+                     x_title={"day": "Day", "item": "Item", "user": "Buyer"}[group_by],
+                     y_title=f"Revenue ({result['currency']})")
