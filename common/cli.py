@@ -81,6 +81,16 @@ def worker(service: str) -> None:
     run_worker(module.make_worker())
 
 
+@main.command()
+def gateway() -> None:
+    """Run the nginx gateway in the foreground (supervisor's `gateway` program)."""
+    from pathlib import Path
+
+    from common.gateway import exec_nginx
+
+    exec_nginx(get_settings(), Path.cwd() / "var" / "gateway")
+
+
 DEMO_ADMIN = ("admin", "admin-password-123")
 DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
 DEMO_CATALOGUE = {

@@ -44,6 +44,7 @@ class Settings:
     report_database_url: str | None = None
     bind_host: str = "127.0.0.1"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    gateway_port: int = 8080
     secret_key: str = _DEV_SECRET
     otp_secret: str = _DEV_SECRET
     log_level: str = "INFO"
@@ -79,6 +80,8 @@ class Settings:
     otp_threshold: int = 1_000_000
     transaction_confirm_seconds: int = 15 * 60
     idempotency_ttl_seconds: int = 24 * 3600
+    # How long svc_transaction_worker sleeps when it found nothing to expire.
+    transaction_worker_poll_seconds: int = 1
     currency: str = "IDR"
     # Reports
     report_max_window_days: int = 366
@@ -154,6 +157,7 @@ def load_settings(environ: dict | None = None) -> Settings:
         report_database_url=env.get("TOKO_REPORT_DATABASE_URL") or None,
         bind_host=env.get("TOKO_BIND_HOST", "127.0.0.1"),
         ports=ports,
+        gateway_port=_int(env, "TOKO_GATEWAY_PORT", 8080, lo=1, hi=65535),
         secret_key=secret_key,
         otp_secret=otp_secret,
         log_level=env.get("TOKO_LOG_LEVEL", "INFO").upper(),
@@ -183,6 +187,7 @@ def load_settings(environ: dict | None = None) -> Settings:
         otp_threshold=_int(env, "TOKO_OTP_THRESHOLD", 1_000_000, lo=0),
         transaction_confirm_seconds=_int(env, "TOKO_TRANSACTION_CONFIRM_SECONDS", 15 * 60, lo=1),
         idempotency_ttl_seconds=_int(env, "TOKO_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, lo=1),
+        transaction_worker_poll_seconds=_int(env, "TOKO_TRANSACTION_WORKER_POLL_SECONDS", 1, lo=1, hi=300),
         currency=env.get("TOKO_CURRENCY", "IDR"),
         report_max_window_days=_int(env, "TOKO_REPORT_MAX_WINDOW_DAYS", 366, lo=1),
         report_lease_seconds=_int(env, "TOKO_REPORT_LEASE_SECONDS", 60, lo=1, hi=24 * 3600),

@@ -37,6 +37,9 @@ class Stack:
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
+    def gateway_url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.env['TOKO_GATEWAY_PORT']}{path}"
+
     def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(self.home / "supervisord.conf"),
                                *args], capture_output=True, text=True, env=self.env, timeout=90, check=check)
@@ -96,6 +99,7 @@ def make_stack(home: Path, database_url: str, **extra_env: str) -> Stack:
         "TOKO_THREADS": "4",
         "TOKO_LOG_LEVEL": "INFO",
         **{f"TOKO_{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        "TOKO_GATEWAY_PORT": str(free_port()),
     })
     env.update(extra_env)
     return Stack(home=home, env=env, ports=ports)
