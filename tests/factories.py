@@ -55,3 +55,15 @@ def make_item(session: Session, *, price: int = 10000, stock: int = 10, category
 def committed_item(**kw) -> int:
     with session_scope() as session:
         return make_item(session, **kw).id
+
+
+def make_category(session: Session, *, name: str | None = None) -> Category:
+    category = Category(name=name or unique("Category "))
+    session.add(category)
+    session.flush()
+    return category
+
+
+def committed_category(**kw) -> int:
+    with session_scope() as session:
+        return make_category(session, **kw).id
