@@ -1,0 +1,148 @@
+"""Operations over the real stack: stop or restart one service, reload gracefully, survive the database."""
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from common.settings import SERVICES, get_settings
+from tests.e2e.load import Load
+from tests.e2e.stack import ROOT
+from tests.factories import committed_account, committed_item
+
+
+@pytest.fixture(scope="module")
+def admin():
+    return committed_account("admin")
+
+
+def targets(stack, admin, services):
+    """One real, database-backed request per service."""
+    auth = admin.headers
+    item_id = committed_item()
+    paths = {
+        "user": ("/v1/users/me", auth),
+        "otp": ("/readyz", {}),
+        "item": (f"/v1/items/{item_id}", {}),
+        "transaction": ("/v1/transactions?per_page=5", auth),
+        "report": ("/v1/reports?per_page=5", auth),
+    }
+    return [lambda http, s=s: http.get(stack.url(s, paths[s][0]), headers=paths[s][1], timeout=10)
+            for s in services]
+
+
+def child_pids(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def program_pid(stack, program: str) -> int:
+    return int(stack.ctl("pid", program).stdout.strip())
+
+
+@pytest.mark.parametrize("stopped", ["svc_report", "svc_item"])
+def test_stopping_one_service_leaves_the_other_four_serving(stack, admin, stopped):
+    others = [s for s in SERVICES if f"svc_{s}" != stopped]
+    with Load(targets(stack, admin, others), threads=4) as load:
+        load.wait_for(50)
+        assert stack.ctl("stop", stopped).returncode == 0
+        with pytest.raises(requests.ConnectionError):
+            requests.get(stack.url(stopped.removeprefix("svc_"), "/healthz"), timeout=5)
+        before = load.total
+        load.wait_for(before + 200)
+        assert stack.ctl("start", stopped).returncode == 0
+    stack.wait_healthy([stopped.removeprefix("svc_")])
+    assert load.errors == [] and set(load.statuses) == {200}, (load.statuses, load.errors[:5])
+    assert load.total >= 250
+
+
+def test_restarting_one_service_under_load_on_the_others_causes_them_no_error(stack, admin):
+    others = [s for s in SERVICES if s != "item"]
+    with Load(targets(stack, admin, others), threads=4) as load:
+        load.wait_for(50)
+        assert stack.ctl("restart", "svc_item").returncode == 0
+        stack.wait_healthy(["item"])
+        load.wait_for(load.total + 100)
+    assert load.errors == [] and set(load.statuses) == {200}, (load.statuses, load.errors[:5])
+
+
+def test_hup_reloads_workers_without_losing_a_request(stack, admin):
+    master = program_pid(stack, "svc_item")
+    old_workers = child_pids(master)
+    assert old_workers
+    with Load(targets(stack, admin, ["item"]), threads=6, fresh_connections=True) as load:
+        load.wait_for(100)
+        assert stack.ctl("signal", "HUP", "svc_item").returncode == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and child_pids(master) & old_workers:
+            time.sleep(0.1)
+        load.wait_for(load.total + 200)
+    new_workers = child_pids(master)
+    assert program_pid(stack, "svc_item") == master, "the master (and its socket) stayed"
+    assert new_workers and not (new_workers & old_workers), "every worker was replaced"
+    assert load.errors == [] and set(load.statuses) == {200}, (load.statuses, load.errors[:5])
+
+
+def test_stop_waits_longer_than_gunicorn_lets_requests_finish():
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    graceful = get_settings().graceful_timeout
+    for section in parser.sections():
+        if section.startswith("program:svc_") and not section.endswith("_worker"):
+            assert parser.getint(section, "stopwaitsecs") > graceful, section
+            assert parser.getboolean(section, "stopasgroup") and parser.getboolean(section, "killasgroup")
+
+
+def _cluster() -> tuple[str, str] | None:
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return None
+    url = os.environ["DATABASE_URL"]
+    if "@127.0.0.1" not in url and "@localhost" not in url:
+        return None
+    return sorted(os.listdir("/etc/postgresql"))[-1], "main"
+
+
+def _pg(action: str) -> None:
+    version, name = _cluster()
+    args = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action]
+    subprocess.run(args + (["-m", "fast"] if action == "stop" else []), check=True, capture_output=True, timeout=60)
+
+
+def _wait_pg(timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0:
+            return
+        time.sleep(0.3)
+    raise AssertionError("PostgreSQL did not come back")
+
+
+@pytest.mark.skipif(_cluster() is None, reason="needs a local PostgreSQL cluster managed by pg_ctlcluster")
+def test_every_service_and_worker_recovers_from_a_database_restart(stack, admin):
+    workers = [p for p in stack.ctl("status").stdout.split() if p.startswith("svc_") and p.endswith("_worker")]
+    worker_pids = {w: program_pid(stack, w) for w in workers}
+    _pg("stop")
+    try:
+        for service in SERVICES:
+            started = time.monotonic()
+            ready = requests.get(stack.url(service, "/readyz"), timeout=15)
+            assert time.monotonic() - started < 5, "answered quickly, no hang"
+            assert ready.status_code == 503
+            assert ready.json()["error"]["code"] == "database_unavailable"
+        down = requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=15)
+        assert down.status_code == 503 and down.headers["Retry-After"]
+    finally:
+        _pg("start")
+        _wait_pg()
+    # The first request after the database is back succeeds, on every service.
+    for service in SERVICES:
+        assert requests.get(stack.url(service, "/readyz"), timeout=10).status_code == 200, service
+    assert requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=10).status_code == 200
+    for worker, pid in worker_pids.items():
+        assert program_pid(stack, worker) == pid, f"{worker} survived without a restart"
