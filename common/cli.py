@@ -82,6 +82,28 @@ def worker(service: str) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the services listen.")
+@click.option("--item-id", type=int, default=None, help="The item everyone buys (default: a cheap one in stock).")
+def demo(host: str, item_id: int | None) -> None:
+    """Play the seed's story (dwi buys 10 times, will 50, eko cannot log in) against the running services."""
+    import requests
+
+    from common.demo import STORY, Demo
+
+    ports = get_settings().ports
+    player = Demo(*(f"http://{host}:{ports[s]}" for s in ("user", "item", "transaction")), echo=click.echo)
+    try:
+        for username, password, _ in STORY[:2]:
+            player.ensure_customer(username, password)
+        needed = sum(n for _, _, n in STORY)
+        item = (requests.get(f"http://{host}:{ports['item']}/v1/items/{item_id}", timeout=10).json()["data"]
+                if item_id else player.pick_item(get_settings().otp_threshold, needed))
+        player.play(item)
+    except (requests.RequestException, RuntimeError) as exc:
+        raise click.ClickException(f"{exc} (are the services running? `make run`)") from None
+
+
+@main.command()
 def gateway() -> None:
     """Run the nginx gateway in the foreground (supervisor's `gateway` program)."""
     from pathlib import Path
