@@ -1,0 +1,52 @@
+"""Fixtures and helpers for the transaction service's tests."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy.orm import Session
+
+from common.db.models import OtpChallenge
+from tests.factories import make_account
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client("transaction")
+
+
+@pytest.fixture
+def buyer(db_session):
+    return make_account(db_session)
+
+
+@pytest.fixture
+def other(db_session):
+    return make_account(db_session)
+
+
+@pytest.fixture
+def admin(db_session):
+    return make_account(db_session, "admin")
+
+
+def make_otp(session: Session, user_id: int, reference, *, status: str = "verified",
+             purpose: str = "confirm_transaction") -> uuid.UUID:
+    """An OTP challenge row as svc_otp leaves it (verified once the right code was sent)."""
+    now = datetime.now(timezone.utc)
+    otp = OtpChallenge(user_id=user_id, purpose=purpose, reference=str(reference), code_hash=b"x" * 32,
+                       channel="email", status=status, expires_at=now + timedelta(minutes=5),
+                       verified_at=now if status == "verified" else None)
+    session.add(otp)
+    session.flush()
+    return otp.id
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The contract's envelope with this status and code; returns its details."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]["details"]
