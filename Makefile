@@ -7,7 +7,7 @@ export TOKO_ENV ?= development
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install run test lint load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,11 @@ run: install ## migrate, seed demo data when empty, run every service under supe
 test: install ## run the whole test suite against a throwaway PostgreSQL database
 	scripts/pg-up
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+LOAD_SECONDS ?= 30
+LOAD_USERS ?= 8
+load: install ## a realistic mix against the running stack (`make run` first); LOAD_SECONDS=30 LOAD_USERS=8
+	$(BIN)/python bench/load.py --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
 
 lint: install ## compile-check every module
 	$(BIN)/python -m compileall -q common svc_* migrations tests
