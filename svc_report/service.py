@@ -145,20 +145,19 @@ ORDER BY agg.is_total, {_ORDER[group_by]}"""
 def sales_report(session: Session, query: SalesQuery) -> dict:
     """The sales report as a JSON-ready document (the live endpoint and the worker both call this)."""
     result = session.execute(text(sales_sql(query.group_by)),
-                             {"start": query.start, "end": query.end, "tz": query.tz}).mappings().all()
+                             {"start": query.start, "end": query.end, "tz": query.tz}).all()
     rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
-    for r in result:
-        figures = {"transactions": int(r["transactions"]), "quantity": int(r["quantity"]),
-                   "revenue": int(r["revenue"])}
-        if r["is_total"]:
+    day, item = query.group_by == "day", query.group_by == "item"
+    for is_total, key, transactions, quantity, revenue, *names in result:
+        figures = {"transactions": transactions, "quantity": quantity, "revenue": revenue}
+        if is_total:
             totals = figures
-            continue
-        row = {"key": r["key"].isoformat() if query.group_by == "day" else int(r["key"]), **figures}
-        if query.group_by == "item":
-            row.update(name=r["name"], sku=r["sku"])
-        elif query.group_by == "user":
-            row.update(username=r["username"])
-        rows.append(row)
+        elif day:
+            rows.append({"key": key.isoformat(), **figures})
+        elif item:
+            rows.append({"key": key, **figures, "name": names[0], "sku": names[1]})
+        else:
+            rows.append({"key": key, **figures, "username": names[0]})
     return {"kind": "sales", **query.as_params(), "currency": get_settings().currency, "rows": rows,
             "totals": totals}
 
