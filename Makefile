@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TOKO_ENV ?= development
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
+# Each service connects as its own least-privilege role (migration 0002); `toko migrate` as the owner.
+export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint load bench clean
