@@ -98,6 +98,8 @@ def make_stack(home: Path, database_url: str, **extra_env: str) -> Stack:
         "TOKO_WORKERS": "2",
         "TOKO_THREADS": "4",
         "TOKO_LOG_LEVEL": "INFO",
+        # As `make run`: every service and worker connects as its own least-privilege role.
+        "TOKO_DB_ROLES": "on",
         **{f"TOKO_{s.upper()}_PORT": str(p) for s, p in ports.items()},
         "TOKO_GATEWAY_PORT": str(free_port()),
     })
