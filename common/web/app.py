@@ -62,6 +62,7 @@ def _register_request_hooks(app: Flask, service: str) -> None:
         if (request.routing_exception is None and request.method in _BODY_METHODS and _has_body()
                 and not request.is_json):
             raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)
+        _reject_unstorable_text()
 
     @app.after_request
     def _finish(response):
@@ -73,6 +74,35 @@ def _register_request_hooks(app: Flask, service: str) -> None:
             "duration_ms": round(seconds * 1000, 2), "user_id": g.get("user_id")})
         observe(service, request.method, route, response.status_code, seconds, g.get("_db") and g._db.get_bind().engine)
         return response
+
+
+def _unstorable(value) -> bool:
+    """NUL characters and lone surrogates: valid in JSON and Python, refused by PostgreSQL's text types."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
+def _reject_unstorable_text() -> None:
+    bad = [key for key, values in request.args.lists() if _unstorable(key) or _unstorable(values)]
+    if request.is_json and _has_body():
+        body = request.get_json(silent=True)
+        if _unstorable(body):
+            bad.append("body")
+    if bad:
+        raise ApiError("Text must not contain NUL characters or unpaired surrogates.", code="validation_error",
+                       status=422, details={"fields": {name: ["Contains a character that cannot be stored."]
+                                                       for name in bad}})
 
 
 def _has_body() -> bool:

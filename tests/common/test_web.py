@@ -152,3 +152,14 @@ def test_metrics_count_requests_by_route_and_status(client):
     assert 'toko_http_requests_total{method="GET",route="/healthz",service="item",status="200"}' in text
     assert 'route="<unmatched>",service="item",status="404"' in text
     assert "toko_http_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("body", ['{"n": "a\\u0000b"}', '{"n": "\\udb6f"}', '{"a\\u0000": 1}'])
+def test_text_the_database_cannot_store_is_422(app_with_probes, body):
+    err = assert_envelope(app_with_probes.post("/probe", data=body, content_type="application/json"), 422,
+                          "validation_error")
+    assert err["details"]["fields"] == {"body": ["Contains a character that cannot be stored."]}
+
+
+def test_nul_in_query_is_422(client):
+    assert_envelope(client.get("/healthz?q=a%00b"), 422, "validation_error")
