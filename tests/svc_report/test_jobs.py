@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import ProgrammingError
 
 from common.db.models import ReportJob
 from svc_report import chart
@@ -271,3 +272,15 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_owner(client, adm
     assert db_session.execute(worker._RENEW, {**late, "lease": 60}).rowcount == 0
     assert job_row(db_session, job_id).status == "running"
     assert db_session.execute(worker._DONE, {"id": job_id, "attempt": 2, "result": "{}"}).rowcount == 1
+
+
+def test_reports_and_jobs_work_under_the_report_role_which_cannot_write_sales(client, admin, db_session, sales):
+    """svc_report's own database role reads the other services' tables and writes only report_jobs."""
+    db_session.execute(text("SET LOCAL ROLE toko_report"))
+    job_id = queue(client, admin, group_by="user").get_json()["data"]["id"]
+    assert ReportTick()(db_session) == 1
+    result = client.get(f"/v1/reports/{job_id}", headers=admin.headers).get_json()["data"]["result"]
+    assert result["rows"][0]["username"] == sales["buyer"].username
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        with db_session.begin_nested():
+            db_session.execute(text("UPDATE transactions SET total = total WHERE id = 0"))
