@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint load bench clean
+.PHONY: help install run test fuzz lint load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ run: install ## migrate, seed demo data when empty, run every service under supe
 test: install ## run the whole test suite against a throwaway PostgreSQL database
 	scripts/pg-up
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 100
+fuzz: install ## a longer schemathesis pass over every service's OpenAPI document (FUZZ_EXAMPLES per operation)
+	scripts/pg-up
+	TOKO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
 
 LOAD_SECONDS ?= 30
 LOAD_USERS ?= 8
