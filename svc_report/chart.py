@@ -42,18 +42,23 @@ def _text(x: float, y: float, body: str, *, size: int = 12, anchor: str = "middl
             f'font-weight="{weight}"{transform}>{escape(body)}</text>')
 
 
-def bar_chart(*, title: str, subtitle: str, labels: list[str], values: list[int], x_title: str,
+def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: list[int], x_title: str,
               y_title: str) -> str:
     """An SVG document: one bar per label, y axis from zero with round ticks."""
     n = len(values)
+    full_labels = [str(label) for label in labels]
+    labels = [_clip(label) for label in full_labels]
     slot = 36 if n <= 20 else max(4, min(24, 1200 // max(n, 1)))
     plot_w = max(520, n * slot)
     plot_h = 320
-    rotate = n > 8 or any(len(str(label)) > 6 for label in labels)
-    label_room = 110 if rotate else 30
-    left, top, right = 90, 78, 30
-    width = left + plot_w + right
-    height = top + plot_h + label_room + 40
+    longest = max((len(label) for label in labels), default=0)
+    rotate = n > 8 or longest > 6
+    # A label rotated by 45 degrees drops about 0.7 of its length (about 6.5 px a character at 11 px).
+    label_room = (longest * 6.5 * 0.72 + 22) if rotate else 30
+    left, right = 90, 30
+    top = 62 + 16 * len(subtitle)
+    width = max(left + plot_w + right, left + int(max(map(len, subtitle), default=0) * 6.6) + right)
+    height = int(top + plot_h + label_room + 36)
     base_y = top + plot_h
     ticks = nice_ticks(max(values, default=0))
     y_max = ticks[-1]
@@ -65,8 +70,8 @@ def bar_chart(*, title: str, subtitle: str, labels: list[str], values: list[int]
            f'viewBox="0 0 {width} {height}" font-family="{FONT}" role="img">',
            f"<title>{escape(title)}</title>",
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-           _text(left, 30, title, size=18, anchor="start", weight="bold"),
-           _text(left, 52, subtitle, size=12, anchor="start", fill=MUTED)]
+           _text(left, 30, title, size=18, anchor="start", weight="bold")]
+    out += [_text(left, 52 + 16 * i, line, size=12, anchor="start", fill=MUTED) for i, line in enumerate(subtitle)]
     # Horizontal grid and y tick labels.
     for tick in ticks:
         y = y_of(tick)
@@ -76,21 +81,21 @@ def bar_chart(*, title: str, subtitle: str, labels: list[str], values: list[int]
     # Bars, each with its value as a tooltip; value labels on top when there is room.
     show_values = n <= 20
     every = max(1, math.ceil(n / (plot_w / 18)))  # at most one x label per 18 px
-    for i, (label, value) in enumerate(zip(labels, values)):
+    for i, (label, full, value) in enumerate(zip(labels, full_labels, values)):
         x = left + i * (plot_w / n) if n else left
         bar_w = (plot_w / n) * 0.72
         x_bar = x + (plot_w / n - bar_w) / 2
         y = y_of(value)
         out.append(f'<rect x="{x_bar:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{base_y - y:.1f}" '
-                   f'fill="{BAR}"><title>{escape(str(label))}: {value:,}</title></rect>')
+                   f'fill="{BAR}"><title>{escape(full)}: {value:,}</title></rect>')
         if show_values and value:
             out.append(_text(x_bar + bar_w / 2, y - 4, compact(value), size=10, fill=MUTED))
         if i % every == 0:
             cx = x_bar + bar_w / 2
             if rotate:
-                out.append(_text(cx + 4, base_y + 14, _clip(str(label)), size=11, anchor="end", rotate=-45))
+                out.append(_text(cx + 4, base_y + 14, label, size=11, anchor="end", rotate=-45))
             else:
-                out.append(_text(cx, base_y + 18, _clip(str(label)), size=11))
+                out.append(_text(cx, base_y + 18, label, size=11))
     if not n:
         out.append(_text(left + plot_w / 2, top + plot_h / 2, "No paid sales in this window", size=14,
                          fill=MUTED))
@@ -99,6 +104,6 @@ def bar_chart(*, title: str, subtitle: str, labels: list[str], values: list[int]
     out.append(f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="{INK}" '
                f'stroke-width="1.5"/>')
     out.append(_text(22, top + plot_h / 2, y_title, size=12, rotate=-90, fill=MUTED))
-    out.append(_text(left + plot_w / 2, height - 12, x_title, size=12, fill=MUTED))
+    out.append(_text(left + plot_w / 2, base_y + label_room + 16, x_title, size=12, fill=MUTED))
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -226,6 +226,11 @@ def report_csv(result: dict) -> str:
     return out.getvalue()
 
 
+def _when(iso: str) -> str:
+    """A window edge for people: the date alone at midnight UTC."""
+    return iso[:10] if iso.endswith("T00:00:00Z") else iso.replace("T", " ").replace("Z", " UTC")
+
+
 def report_chart(result: dict) -> str:
     """Revenue per key as an SVG bar chart."""
     group_by = result["group_by"]
@@ -235,11 +240,11 @@ def report_chart(result: dict) -> str:
         labels = [row.get("username") or f"user {row['key']}" for row in result["rows"]]
     else:
         labels = [row["key"] for row in result["rows"]]
-    start, end = result["from"], result["to"]
+    totals = result["totals"]
+    subtitle = [f"{_when(result['from'])} to {_when(result['to'])} (end excluded), paid transactions"
+                + (f", days in {result['tz']}" if group_by == "day" else ""),
+                f"Total {totals['revenue']:,} {result['currency']} in {totals['transactions']:,} transactions"]
     title = f"Sales revenue by {group_by}"
-    subtitle = (f"{start} to {end} (exclusive), paid transactions; days in {result['tz']}; "
-                f"total {result['totals']['revenue']:,} {result['currency']} in "
-                f"{result['totals']['transactions']:,} transactions")
     return bar_chart(title=title, subtitle=subtitle, labels=labels,
                      values=[row["revenue"] for row in result["rows"]],
                      x_title={"day": "Day", "item": "Item", "user": "Buyer"}[group_by],
