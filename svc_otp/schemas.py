@@ -21,8 +21,10 @@ class ReferenceField(fields.String):
 
 class OtpCreate(StrictSchema):
     purpose = fields.String(required=True, validate=validate.OneOf(OTP_PURPOSES))
-    reference = ReferenceField(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
-        "description": "The transaction id, for (and only for) confirm_transaction.", "example": "42"})
+    reference = ReferenceField(
+        load_default=None, allow_none=True, validate=validate.Length(max=64),
+        metadata={"description": "The transaction id, for (and only for) confirm_transaction.",
+                  "example": "42"})
 
 
 class OtpVerify(StrictSchema):

@@ -197,7 +197,8 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
     counted: the attempts can never pass the limit.
     """
     s = get_settings()
-    row = session.execute(text(_SELECT + " FOR UPDATE"), {"id": otp_id, "u": user_id}).mappings().one_or_none()
+    row = session.execute(text(_SELECT + " FOR UPDATE"),
+                          {"id": otp_id, "u": user_id}).mappings().one_or_none()
     if row is None:
         raise NotFound("No such OTP.")
     challenge = _challenge(row)

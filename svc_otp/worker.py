@@ -69,8 +69,9 @@ def deliver_one(session: Session, sender: Sender) -> int:
     except Exception as exc:  # noqa: BLE001 - any gateway failure is retried, never fatal to the loop
         attempts = row["attempts"] + 1
         error = f"{type(exc).__name__}: {exc}"[:500]
-        status = session.execute(_FAILED, {"id": row["id"], "error": error, "delay": backoff_seconds(attempts),
-                                           "max": get_settings().otp_delivery_max_attempts}).scalar_one()
+        status = session.execute(_FAILED, {
+            "id": row["id"], "error": error, "delay": backoff_seconds(attempts),
+            "max": get_settings().otp_delivery_max_attempts}).scalar_one()
         log.warning("otp delivery failed", extra={**extra, "attempts": attempts, "error": error,
                                                   "gave_up": status == "failed"})
         return 1

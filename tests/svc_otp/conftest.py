@@ -43,7 +43,8 @@ class Otps:
         with Session(self.engine) as session:
             account = make_account(session)
             if phone:
-                session.execute(text("UPDATE users SET phone = :p WHERE id = :u"), {"p": phone, "u": account.id})
+                session.execute(text("UPDATE users SET phone = :p WHERE id = :u"),
+                                {"p": phone, "u": account.id})
             session.commit()
             return account
 

@@ -44,7 +44,16 @@ def error(response, status, code):
 
 
 def challenge_row(db_session, otp_id):
-    return db_session.execute(text("SELECT * FROM otp_challenges WHERE id = :id"), {"id": otp_id}).mappings().one()
+    return db_session.execute(text("SELECT * FROM otp_challenges WHERE id = :id"),
+                              {"id": otp_id}).mappings().one()
+
+
+def state(client, account, otp_id) -> str:
+    return client.get(f"/v1/otps/{otp_id}", headers=account.headers).get_json()["data"]["status"]
+
+
+def verified(db_session, account) -> bool:
+    return db_session.execute(text("SELECT verified FROM users WHERE id = :u"), {"u": account.id}).scalar()
 
 
 def message_row(db_session, otp_id):
@@ -96,7 +105,8 @@ def test_confirm_transaction_takes_the_transaction_id_as_reference(client, accou
     assert response.status_code == 201
     assert response.get_json()["data"]["reference"] == "42"
     # A JSON integer is read as the same id.
-    assert create(client, account, "confirm_transaction", reference=43).get_json()["data"]["reference"] == "43"
+    as_number = create(client, account, "confirm_transaction", reference=43)
+    assert as_number.get_json()["data"]["reference"] == "43"
 
 
 @pytest.mark.parametrize("body, field", [
@@ -118,8 +128,8 @@ def test_bad_requests_name_the_field(client, account, body, field):
 
 def test_requests_need_a_session_and_json(client, account):
     error(client.post("/v1/otps", json={"purpose": "nope"}), 401, "unauthorized")
-    error(client.post("/v1/otps", data="purpose=verify_account", headers={
-        **account.headers, "Content-Type": "application/x-www-form-urlencoded"}), 415, "unsupported_media_type")
+    form = {**account.headers, "Content-Type": "application/x-www-form-urlencoded"}
+    error(client.post("/v1/otps", data="purpose=verify_account", headers=form), 415, "unsupported_media_type")
     error(client.post("/v1/otps", data="{", headers={**account.headers, "Content-Type": "application/json"}),
           400, "bad_request")
 
@@ -131,7 +141,7 @@ def test_a_new_request_replaces_the_live_code(client, account, db_session):
     assert challenge_row(db_session, first["id"])["status"] == "replaced"
     assert challenge_row(db_session, other["id"])["status"] == "pending"  # another purpose is untouched
     error(verify(client, account, first["id"], first["debug_code"]), 410, "otp_replaced")
-    assert client.get(f"/v1/otps/{first['id']}", headers=account.headers).get_json()["data"]["status"] == "replaced"
+    assert state(client, account, first["id"]) == "replaced"
     assert verify(client, account, second["id"], second["debug_code"]).status_code == 200
 
 
@@ -157,7 +167,7 @@ def test_correct_code_verifies_once_and_marks_the_account_verified(client, accou
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()["data"]
     assert body["id"] == data["id"] and body["verified"] is True and body["purpose"] == "verify_account"
-    assert db_session.execute(text("SELECT verified FROM users WHERE id = :u"), {"u": account.id}).scalar() is True
+    assert verified(db_session, account) is True
     error(verify(client, account, data["id"], data["debug_code"]), 409, "otp_used")
     status = client.get(f"/v1/otps/{data['id']}", headers=account.headers).get_json()["data"]
     assert status["status"] == "verified" and status["verified_at"]
@@ -168,7 +178,7 @@ def test_correct_code_verifies_once_and_marks_the_account_verified(client, accou
 def test_confirm_transaction_code_does_not_touch_the_account(client, account, db_session):
     data = create(client, account, "confirm_transaction", reference="9").get_json()["data"]
     assert verify(client, account, data["id"], data["debug_code"]).status_code == 200
-    assert db_session.execute(text("SELECT verified FROM users WHERE id = :u"), {"u": account.id}).scalar() is False
+    assert verified(db_session, account) is False
 
 
 def test_wrong_codes_count_down_then_lock(client, account, db_session):
@@ -189,18 +199,17 @@ def test_wrong_codes_count_down_then_lock(client, account, db_session):
 def test_a_malformed_code_is_not_an_attempt(client, account, db_session):
     data = create(client, account).get_json()["data"]
     for code in ("12345", "1234567", "12a456", 123456):
-        body = error(client.post(f"/v1/otps/{data['id']}/verify", json={"code": code}, headers=account.headers),
-                     422, "validation_error")
+        body = error(verify(client, account, data["id"], code), 422, "validation_error")
         assert "code" in body["details"]["fields"]
     assert challenge_row(db_session, data["id"])["attempts"] == 0
 
 
 def test_expired_code_is_gone(client, account, db_session):
     data = create(client, account).get_json()["data"]
-    db_session.execute(text("UPDATE otp_challenges SET expires_at = now() - interval '1 second' WHERE id = :id"),
-                       {"id": data["id"]})
+    db_session.execute(text("UPDATE otp_challenges SET expires_at = now() - interval '1 second' "
+                            "WHERE id = :id"), {"id": data["id"]})
     error(verify(client, account, data["id"], data["debug_code"]), 410, "otp_expired")
-    assert client.get(f"/v1/otps/{data['id']}", headers=account.headers).get_json()["data"]["status"] == "expired"
+    assert state(client, account, data["id"]) == "expired"
     assert challenge_row(db_session, data["id"])["attempts"] == 0
 
 

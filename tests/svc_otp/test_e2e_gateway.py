@@ -139,5 +139,6 @@ def test_a_worker_killed_while_sending_loses_nothing(gw_stack, gateway):
     assert message["attempts"] == 1 and message["body"] is None
     calls = gateway.calls_to(number)
     assert len(calls) == 2 and calls[0]["key"] == calls[1]["key"] == f"toko-otp-message-{message['id']}"
-    new_pid = wait_for(lambda: (p := stack.ctl("pid", "svc_otp_worker").stdout.strip()) not in ("", "0", pid) and p)
+    new_pid = wait_for(lambda: (p := stack.ctl("pid", "svc_otp_worker").stdout.strip()) not in ("", "0", pid)
+                       and p, what="a new worker")
     assert new_pid != pid

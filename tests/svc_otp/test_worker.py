@@ -80,7 +80,8 @@ def test_a_failed_send_is_retried_with_backoff_then_given_up(db_session, issued)
         _make_due(db_session, issued.challenge.id)
     deliver_one(db_session, sender)
     row = message(db_session, issued.challenge.id)
-    assert row["status"] == "failed" and row["body"] is None and row["attempts"] == s.otp_delivery_max_attempts
+    assert row["status"] == "failed" and row["body"] is None
+    assert row["attempts"] == s.otp_delivery_max_attempts
     assert sender.calls == s.otp_delivery_max_attempts
 
 
@@ -142,7 +143,8 @@ def test_the_sender_is_chosen_by_settings():
     production = load_settings({"TOKO_ENV": "production", "TOKO_SECRET_KEY": "k" * 40,
                                 "TOKO_OTP_SECRET": "o" * 40})
     assert make_sender(production).reveal_body is False
-    http = make_sender(load_settings({"TOKO_OTP_SENDER": "http", "TOKO_OTP_GATEWAY_URL": "https://sms.example/x"}))
+    http = make_sender(load_settings({"TOKO_OTP_SENDER": "http",
+                                      "TOKO_OTP_GATEWAY_URL": "https://sms.example/x"}))
     assert isinstance(http, HttpGatewaySender) and http.url == "https://sms.example/x"
 
 
