@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from common.db.models import ReportJob
+from common.db.session import make_engine
 from common.errors import Conflict, NotFound, Unprocessable
 from common.settings import get_settings
 from svc_report.chart import bar_chart
@@ -142,10 +147,36 @@ FROM agg {join}
 ORDER BY agg.is_total, {_ORDER[group_by]}"""
 
 
+_replica_engines: dict[tuple[int, str], Engine] = {}
+
+
+@contextmanager
+def aggregate_session(session: Session) -> Iterator[Session]:
+    """Where aggregates run: the replica TOKO_REPORT_DATABASE_URL names, if any, else `session`."""
+    url = get_settings().report_database_url
+    if not url:
+        yield session
+        return
+    key = (os.getpid(), url)  # per process: gunicorn forks, and connections must not cross a fork
+    engine = _replica_engines.get(key)
+    if engine is None:
+        engine = _replica_engines.setdefault(key, make_engine(url, application_name="toko-report-aggregates"))
+    replica = Session(engine)
+    try:
+        yield replica
+    finally:
+        replica.close()
+
+
 def sales_report(session: Session, query: SalesQuery) -> dict:
-    """The sales report as a JSON-ready document (the live endpoint and the worker both call this)."""
-    result = session.execute(text(sales_sql(query.group_by)),
-                             {"start": query.start, "end": query.end, "tz": query.tz}).all()
+    """The sales report as a JSON-ready document (the live endpoint and the worker both call this).
+
+    One statement, so rows and totals come from one snapshot; on a replica they may trail the primary
+    by its replication lag.
+    """
+    with aggregate_session(session) as reads:
+        result = reads.execute(text(sales_sql(query.group_by)),
+                               {"start": query.start, "end": query.end, "tz": query.tz}).all()
     rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
     day, item = query.group_by == "day", query.group_by == "item"
     for is_total, key, transactions, quantity, revenue, *names in result:
@@ -226,26 +257,32 @@ def report_csv(result: dict) -> str:
     return out.getvalue()
 
 
-def _when(iso: str) -> str:
-    """A window edge for people: the date alone at midnight UTC."""
-    return iso[:10] if iso.endswith("T00:00:00Z") else iso.replace("T", " ").replace("Z", " UTC")
+def _when(iso: str, tz: str) -> str:
+    """A window edge for people, in the report's zone: the date alone at midnight."""
+    moment = datetime.fromisoformat(iso).astimezone(_zone(tz))
+    return moment.strftime("%Y-%m-%d" if moment.time() == time() else "%Y-%m-%d %H:%M:%S")
+
+
+CHART_MAX_BARS = 30
 
 
 def report_chart(result: dict) -> str:
-    """Revenue per key as an SVG bar chart."""
-    group_by = result["group_by"]
-    if group_by == "item":
-        labels = [row.get("name") or f"item {row['key']}" for row in result["rows"]]
-    elif group_by == "user":
-        labels = [row.get("username") or f"user {row['key']}" for row in result["rows"]]
-    else:
-        labels = [row["key"] for row in result["rows"]]
+    """Revenue per key as an SVG bar chart (items and buyers: the top ones; the CSV has them all)."""
+    group_by, rows = result["group_by"], result["rows"]
     totals = result["totals"]
-    subtitle = [f"{_when(result['from'])} to {_when(result['to'])} (end excluded), paid transactions"
-                + (f", days in {result['tz']}" if group_by == "day" else ""),
+    subtitle = [f"{_when(result['from'], result['tz'])} to {_when(result['to'], result['tz'])} {result['tz']} "
+                f"(end excluded), paid transactions",
                 f"Total {totals['revenue']:,} {result['currency']} in {totals['transactions']:,} transactions"]
-    title = f"Sales revenue by {group_by}"
-    return bar_chart(title=title, subtitle=subtitle, labels=labels,
-                     values=[row["revenue"] for row in result["rows"]],
+    if group_by == "day":
+        labels = [row["key"] for row in rows]
+    else:
+        name = "name" if group_by == "item" else "username"
+        if len(rows) > CHART_MAX_BARS:
+            # A bar for the rest would dwarf the top ones whenever the tail is long: name it instead.
+            subtitle[1] += f"; the top {CHART_MAX_BARS} of {len(rows):,} {group_by}s by revenue"
+            rows = rows[:CHART_MAX_BARS]
+        labels = [row.get(name) or f"{group_by} {row['key']}" for row in rows]
+    values = [row["revenue"] for row in rows]
+    return bar_chart(title=f"Sales revenue by {group_by}", subtitle=subtitle, labels=labels, values=values,
                      x_title={"day": "Day", "item": "Item", "user": "Buyer"}[group_by],
                      y_title=f"Revenue ({result['currency']})")

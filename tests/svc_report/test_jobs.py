@@ -12,7 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from common.db.models import ReportJob
 from svc_report import chart
-from svc_report import worker
+from svc_report import service, worker
 from svc_report.worker import ReportTick
 from tests.factories import make_account, make_item
 from tests.svc_report.conftest import add_sale, assert_error, utc
@@ -284,3 +284,18 @@ def test_reports_and_jobs_work_under_the_report_role_which_cannot_write_sales(cl
     with pytest.raises(ProgrammingError, match="permission denied"):
         with db_session.begin_nested():
             db_session.execute(text("UPDATE transactions SET total = total WHERE id = 0"))
+
+
+def test_chart_of_many_items_shows_the_top_ones_and_says_so():
+    rows = [{"key": n, "name": f"thing {n}", "sku": f"S{n}", "transactions": 1, "quantity": 1,
+             "revenue": 1000 - n} for n in range(40)]
+    result = {"kind": "sales", "from": "1997-05-01T00:00:00Z", "to": "1997-05-01T17:00:00Z", "group_by": "item",
+              "tz": "Asia/Jakarta", "currency": "IDR", "rows": rows,
+              "totals": {"transactions": 40, "quantity": 40, "revenue": sum(r["revenue"] for r in rows)}}
+    root = ET.fromstring(service.report_chart(result))
+    titles = [r.find(f"{SVG}title").text for r in root.iter(f"{SVG}rect") if r.get("fill") == chart.BAR]
+    assert titles == [f"thing {n}: {1000 - n:,}" for n in range(30)]
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    # The window is shown in the report's zone: 07:00 to midnight in Jakarta.
+    assert "1997-05-01 07:00:00 to 1997-05-02 Asia/Jakarta (end excluded), paid transactions" in texts
+    assert "Total 39,220 IDR in 40 transactions; the top 30 of 40 items by revenue" in texts

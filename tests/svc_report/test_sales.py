@@ -1,6 +1,7 @@
 """The live sales report in-process: what counts, window edges, buckets, grouping, and every bad input."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -158,3 +159,21 @@ def test_a_customer_gets_403_and_no_session_401(client, customer):
     assert_error(client.get(URL, query_string=params, headers=customer.headers), 403, "forbidden")
     assert_error(client.get(URL, query_string=params), 401, "unauthorized")
     assert_error(client.get(URL, query_string=params, headers={"Authorization": "Bearer nope"}), 401)
+
+
+def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_session, monkeypatch):
+    """TOKO_REPORT_DATABASE_URL moves the aggregate to its own connection (here: the same server, so the
+    replica sees what is committed and nothing of this test's open transaction)."""
+    from common.db.session import session_scope
+    from svc_report import service
+    from tests.conftest import TEST_DATABASE_URL
+
+    with session_scope() as session:
+        buyer, item = make_account(session), make_item(session, price=700)
+        add_sale(session, buyer.id, utc(1979, 8, 1, 10), [(item, 3, 700)])
+    add_sale(db_session, buyer.id, utc(1979, 8, 1, 11), [(db_session.get(Item, item.id), 1, 700)])
+    params = {"from": "1979-08-01", "to": "1979-08-02"}
+    assert report(client, admin, **params)["totals"] == {"transactions": 2, "quantity": 4, "revenue": 2800}
+    replica = dataclasses.replace(service.get_settings(), report_database_url=TEST_DATABASE_URL)
+    monkeypatch.setattr(service, "get_settings", lambda: replica)
+    assert report(client, admin, **params)["totals"] == {"transactions": 1, "quantity": 3, "revenue": 2100}
