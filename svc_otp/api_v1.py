@@ -5,7 +5,7 @@ from flask import url_for
 
 from common.settings import get_settings
 from common.web import Blueprint, db, require_principal
-from common.web.schemas import envelope
+from common.web.schemas import PageArgs, envelope
 from svc_otp import service
 from svc_otp.schemas import OtpCreate, OtpCreated, OtpStatus, OtpVerified, OtpVerify
 
@@ -36,6 +36,15 @@ def create_otp(body):
     if get_settings().reveals_debug_codes:
         data["debug_code"] = issued.code
     return {"data": data}, 201, {"Location": url_for("otps.get_otp", otp_id=issued.challenge.id)}
+
+
+@otps.route("", methods=["GET"])
+@otps.auth
+@otps.arguments(PageArgs, location="query")
+@otps.response(200, envelope(OtpStatus, many=True))
+def list_otps(args):
+    """Your codes, newest first: their state, expiry and attempts left (never the codes)."""
+    return {"data": service.list_otps(db(), require_principal().user_id, args["page"], args["per_page"])}
 
 
 @otps.route("/<uuid:otp_id>", methods=["GET"])

@@ -182,6 +182,14 @@ def _challenge(row) -> Challenge:
     return Challenge(**{k: v for k, v in row.items() if k != "code_hash"})
 
 
+def list_otps(session: Session, user_id: int, page: int, per_page: int) -> list[Challenge]:
+    """The caller's challenges, newest first (user_id, created_at is indexed)."""
+    rows = session.execute(text(_SELECT.replace("WHERE id = :id AND user_id = :u", "WHERE user_id = :u")
+                                + " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"),
+                           {"u": user_id, "limit": per_page, "offset": (page - 1) * per_page}).mappings()
+    return [_challenge(row) for row in rows]
+
+
 def get_otp(session: Session, user_id: int, otp_id: uuid.UUID) -> Challenge:
     """The caller's challenge, or 404 (another user's is indistinguishable from none)."""
     row = session.execute(text(_SELECT), {"id": otp_id, "u": user_id}).mappings().one_or_none()

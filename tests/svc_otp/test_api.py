@@ -253,3 +253,19 @@ def test_openapi_documents_the_routes_and_their_errors(client):
     create_op = spec["paths"]["/v1/otps"]["post"]
     assert {"201", "401", "409", "422", "429"} <= set(create_op["responses"]) and create_op["security"]
     assert "/v1/otps/{otp_id}" in spec["paths"]
+
+
+def test_list_shows_only_your_own_codes(client, db_session):
+    from tests.factories import make_account
+
+    alice, bob = make_account(db_session), make_account(db_session)
+    first = client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "11"}, headers=alice.headers)
+    second = client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "12"}, headers=alice.headers)
+    client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "13"}, headers=bob.headers)
+    listed = client.get("/v1/otps", headers=alice.headers)
+    assert listed.status_code == 200
+    ids = [o["id"] for o in listed.get_json()["data"]]
+    # One test transaction gives both the same created_at, so only membership is checked here.
+    assert sorted(ids) == sorted([second.get_json()["data"]["id"], first.get_json()["data"]["id"]])
+    assert all("code" not in o and "debug_code" not in o for o in listed.get_json()["data"])
+    assert client.get("/v1/otps").status_code == 401
