@@ -30,7 +30,8 @@ categories = Blueprint("categories_v1", __name__, description=(
 @items.errors(422)
 def list_items(args):
     """Live items by id; `q` matches part of the name, case-insensitively."""
-    return {"data": service.list_items(db(), **args)}
+    with service.reading(db()) as session:
+        return {"data": service.list_items(session, **args)}
 
 
 @items.route("/v1/items", methods=["POST"])
@@ -51,7 +52,8 @@ def create_item(body):
 @items.errors(404)
 def get_item(item_id):
     """One live item."""
-    return {"data": service.get_item(db(), item_id)}
+    with service.reading(db()) as session:
+        return {"data": service.get_item(session, item_id)}
 
 
 @items.route(ITEM, methods=["PUT", "POST"])
@@ -99,7 +101,8 @@ def delete_item(item_id):
 @categories.errors(422)
 def list_categories(args):
     """Categories by id."""
-    return {"data": service.list_categories(db(), **args)}
+    with service.reading(db()) as session:
+        return {"data": service.list_categories(session, **args)}
 
 
 @categories.route("/v1/categories", methods=["POST"])
@@ -120,7 +123,8 @@ def create_category(body):
 @categories.errors(404)
 def get_category(category_id):
     """One category."""
-    return {"data": service.get_category(db(), category_id)}
+    with service.reading(db()) as session:
+        return {"data": service.get_category(session, category_id)}
 
 
 @categories.route(CATEGORY, methods=["PUT", "POST"])

@@ -26,7 +26,8 @@ _PAGE = envelope(ItemV2Schema, many=True, cursor=True)
 @items.errors(400, 422)
 def browse_items(args):
     """A page of live items after the cursor, filtered and sorted."""
-    page = service.browse_items(db(), **args)
+    with service.reading(db()) as session:
+        page = service.browse_items(session, **args)
     return {"data": page.items, "meta": {"limit": args["limit"], "next_cursor": page.next_cursor}}
 
 
@@ -35,7 +36,8 @@ def browse_items(args):
 @items.errors(404)
 def get_item(item_id):
     """One live item with its category."""
-    return {"data": service.get_item_with_category(db(), item_id)}
+    with service.reading(db()) as session:
+        return {"data": service.get_item_with_category(session, item_id)}
 
 
 @items.route(CATEGORY_ITEMS, methods=["GET"])
@@ -44,5 +46,6 @@ def get_item(item_id):
 @items.errors(400, 404, 422)
 def browse_category_items(args, category_id):
     """A page of one category's live items, filtered and sorted like /v2/items."""
-    page = service.browse_category_items(db(), category_id, **args)
+    with service.reading(db()) as session:
+        page = service.browse_category_items(session, category_id, **args)
     return {"data": page.items, "meta": {"limit": args["limit"], "next_cursor": page.next_cursor}}

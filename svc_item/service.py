@@ -5,7 +5,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
@@ -44,6 +45,32 @@ def _writing(session: Session) -> Iterator[None]:
         if cls is Conflict:
             raise Conflict(message, code=code, details={"field": field}) from None
         raise Unprocessable(code=code, details={"fields": {field: [message]}}) from None
+
+
+@contextmanager
+def reading(session: Session) -> Iterator[Session]:
+    """Public reads on a fresh request session run without BEGIN / ROLLBACK round trips.
+
+    Each read here is one statement (atomic on its own) or, for an empty category page, a second one
+    that needs no shared snapshot, so a transaction would only cost two round trips. psycopg2's own
+    autocommit flag is flipped rather than SQLAlchemy's isolation level, whose reset on check-in costs
+    a round trip of its own; it is flipped back before the connection can serve anything else. A
+    session joined to a caller's transaction (scripts, tests) keeps reading inside it.
+    """
+    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
+        yield session
+        return
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    dbapi.autocommit = True
+    try:
+        yield session
+    finally:
+        try:
+            dbapi.autocommit = False
+        except Exception:
+            # Whatever broke it, an autocommit connection must never go back to the pool.
+            connection.invalidate()
 
 
 def _check_id(value: int, what: str) -> None:
@@ -104,13 +131,19 @@ def delete_category(session: Session, category_id: int) -> None:
 
 # -- items -----------------------------------------------------------------------------------------
 
-def get_item(session: Session, item_id: int) -> Item:
-    """A live item: one primary-key lookup."""
+# Built once: the hottest read of the catalogue is a single primary-key lookup of plain columns.
+_ITEMS = Item.__table__
+_GET_ITEM = select(*[c for c in _ITEMS.columns if c.key != "deleted_at"]).where(
+    _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None))
+
+
+def get_item(session: Session, item_id: int):
+    """A live item's columns (id, sku, name, ..., updated_at): one primary-key lookup."""
     _check_id(item_id, "item")
-    item = session.execute(select(Item).where(Item.id == item_id, LIVE)).scalar_one_or_none()
-    if item is None:
+    row = session.execute(_GET_ITEM, {"item_id": item_id}).first()
+    if row is None:
         raise NotFound("No such item.")
-    return item
+    return row
 
 
 def list_items(session: Session, *, page: int, per_page: int, q: str | None = None,

@@ -1,0 +1,296 @@
+"""Plumbing shared by the bench scripts: a database of their own, gunicorn on a free port, closed-loop load.
+
+A script in bench/ is run as `.venv/bin/python bench/x.py`, which puts bench/ first on sys.path, where
+this module would hide toko's own `common` package: put the repository root first and import this
+module as `bench.common`. Call `bench_environment(db_name)` before importing anything from toko, which
+reads its settings once per process.
+
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(ROOT))
+    from bench.common import bench_environment, ...
+    env = bench_environment("toko_bench_x")
+    url = fresh_database(env.db_name)     # dropped, created, migrated to head
+    with gunicorn_service("item", url) as base:   # http://127.0.0.1:<port>
+        result = closed_loop(lambda http: http.get(base + "/v1/items/1"), threads=8, seconds=5)
+        print(result.summary())
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = os.environ.get("TOKO_BENCH_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
+# Every bench process and the services it starts sign with this key, so a bench can mint a cursor.
+BENCH_SECRET = "bench-secret-not-for-production-0123456789"
+
+
+@dataclass(frozen=True)
+class BenchEnv:
+    db_name: str
+    database_url: str
+
+
+def bench_environment(db_name: str, **extra: str) -> BenchEnv:
+    """Point this process's toko settings at the bench database (call before importing toko)."""
+    url = f"{SERVER}/{db_name}"
+    for var in [v for v in os.environ if v.startswith("TOKO_") and v.endswith("_DATABASE_URL")]:
+        os.environ.pop(var)
+    os.environ.update({"DATABASE_URL": url, "TOKO_ENV": "development", "TOKO_LOG_LEVEL": "WARNING",
+                       "TOKO_SECRET_KEY": BENCH_SECRET, **extra})
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return BenchEnv(db_name, url)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def admin_cursor(dbname: str = "postgres"):
+    """An autocommit psycopg2 cursor on the bench server (CREATE/DROP DATABASE, VACUUM)."""
+    import psycopg2
+
+    conn = psycopg2.connect(f"{SERVER}/{dbname}")
+    conn.autocommit = True
+    try:
+        yield conn.cursor()
+    finally:
+        conn.close()
+
+
+def database_exists(db_name: str) -> bool:
+    with admin_cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db_name,))
+        return cur.fetchone() is not None
+
+
+def fresh_database(db_name: str) -> str:
+    """Drop, create and migrate the bench's own database; returns its URL."""
+    from common.db.migrate import upgrade
+
+    with admin_cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{db_name}"')
+    url = f"{SERVER}/{db_name}"
+    upgrade(url)
+    return url
+
+
+def drop_database(db_name: str) -> None:
+    from common.db.session import dispose_engines
+
+    dispose_engines()
+    with admin_cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+def vacuum_analyze(db_name: str) -> None:
+    with admin_cursor(db_name) as cur:
+        cur.execute("VACUUM ANALYZE")
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30, path: str = "/healthz") -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited with status {process.returncode} before answering")
+        try:
+            if requests.get(url + path, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer {path} within {timeout}s")
+
+
+@contextmanager
+def gunicorn_service(service: str, database_url: str, *, app: str | None = None, health_path: str = "/healthz",
+                     **env: str) -> Iterator[str]:
+    """Run gunicorn with the repository's gunicorn.conf.py on a free port; yields the base URL.
+
+    `app` replaces the service's WSGI app (e.g. "bench.floor_app:app", importable because the repository
+    root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The process runs in a scratch directory, so a stack started with
+    `make run` keeps its metrics and logs.
+    """
+    port = free_port()
+    scratch = Path(tempfile.mkdtemp(prefix=f"toko-bench-{service}-"))
+    process_env = {**os.environ, "TOKO_SERVICE": service, f"TOKO_{service.upper()}_PORT": str(port),
+                   "DATABASE_URL": database_url, **env}
+    process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), process_env.get("PYTHONPATH")]))
+    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")] + ([app] if app else [])
+    log = open(scratch / "gunicorn.log", "wb")
+    process = subprocess.Popen(command, cwd=scratch, env=process_env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_healthy(base, process, path=health_path)
+        except SystemExit:
+            log.flush()
+            print((scratch / "gunicorn.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+@dataclass
+class LoadResult:
+    label: str
+    seconds: float
+    latencies: list[float] = field(default_factory=list)  # seconds, successful requests only
+    failures: int = 0
+    tool: str = "python"
+    rps_override: float | None = None  # wrk reports its own rate and percentiles
+    percentiles_override: dict | None = None
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:
+        return self.rps_override if self.rps_override is not None else self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        """Latency percentile in milliseconds."""
+        if self.percentiles_override and p in self.percentiles_override:
+            return self.percentiles_override[p]
+        return percentile(self.latencies, p) * 1000
+
+    def summary(self) -> str:
+        return (f"{self.label:>10}: {self.rps:8.1f} req/s  p50 {self.percentile(50):6.2f} ms  "
+                f"p99 {self.percentile(99):6.2f} ms  ({self.requests} ok, {self.failures} failed, "
+                f"{self.seconds:.1f}s, {self.tool})")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def merge(label: str, results: list[LoadResult]) -> LoadResult:
+    """Several rounds against one target as one result (rate = all requests / all time)."""
+    merged = LoadResult(label, sum(r.seconds for r in results), tool=results[0].tool if results else "python")
+    for r in results:
+        merged.latencies += r.latencies
+        merged.failures += r.failures
+    if results and results[0].rps_override is not None:
+        merged.rps_override = statistics.fmean(r.rps for r in results)
+        merged.percentiles_override = {p: statistics.median(r.percentile(p) for r in results) for p in (50, 99)}
+    return merged
+
+
+def closed_loop(call: Callable, *, threads: int, seconds: float, label: str = "",
+                check: Callable | None = None, max_requests: int = 10_000_000) -> LoadResult:
+    """`threads` clients, each with its own requests.Session, calling back to back for `seconds`.
+
+    `call(session)` returns a response; `check(response)` (default: status 200) decides success.
+    Bounded in time and count, whatever the server does.
+    """
+    import requests
+
+    check = check or (lambda r: r.status_code == 200)
+    result = LoadResult(label, seconds)
+    lock = threading.Lock()
+    start = threading.Barrier(threads + 1)
+    stop_at = [0.0]
+
+    def client() -> None:
+        http = requests.Session()
+        mine, failed = [], 0
+        start.wait()
+        while time.perf_counter() < stop_at[0] and len(mine) < max_requests:
+            t0 = time.perf_counter()
+            try:
+                ok = check(call(http))
+            except requests.RequestException:
+                ok = False
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                failed += 1
+        with lock:
+            result.latencies += mine
+            result.failures += failed
+
+    workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    stop_at[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start.wait()
+    for w in workers:
+        w.join(timeout=seconds + 30)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk(url: str, *, connections: int, seconds: float, threads: int = 2, label: str = "") -> LoadResult:
+    """One wrk run (a C load generator: far less client CPU than Python threads)."""
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+                          url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    count = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    pcts = {}
+    for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pcts[float(p)] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    result = LoadResult(label, seconds, tool="wrk", rps_override=rps, percentiles_override=pcts)
+    result.latencies = [0.0] * count  # the count only: wrk keeps the distribution to itself
+    result.failures = int(bad.group(1)) if bad else 0
+    return result
+
+
+def alternate(targets: dict[str, Callable[[], LoadResult]], rounds: int) -> dict[str, LoadResult]:
+    """Run each target once per round, swapping the order every round so drift hits both alike."""
+    names = list(targets)
+    results: dict[str, list[LoadResult]] = {name: [] for name in names}
+    for n in range(rounds):
+        for name in (names if n % 2 == 0 else names[::-1]):
+            r = targets[name]()
+            results[name].append(r)
+            print(f"  round {n + 1}/{rounds} {r.summary()}", flush=True)
+    return {name: merge(name, rs) for name, rs in results.items()}
+
+
+def timed(call: Callable[[], object]) -> float:
+    """Seconds one call takes."""
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0

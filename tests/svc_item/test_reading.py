@@ -1,0 +1,41 @@
+"""Public reads on a request's own session skip the transaction round trips, and leave no trace."""
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from common.db.session import get_engine
+from svc_item.service import reading
+
+
+def test_reading_runs_in_autocommit_and_restores_the_connection(database_url):
+    session = Session(bind=get_engine())
+    try:
+        with reading(session) as s:
+            dbapi = s.connection().connection.dbapi_connection
+            assert dbapi.autocommit
+            # No transaction is open between statements: each one commits on its own.
+            s.execute(text("SELECT 1"))
+            assert dbapi.get_transaction_status() == 0  # psycopg2 TRANSACTION_STATUS_IDLE
+        assert dbapi.autocommit is False
+    finally:
+        session.close()
+
+
+def test_reading_restores_the_connection_after_an_error(database_url):
+    session = Session(bind=get_engine())
+    try:
+        try:
+            with reading(session) as s:
+                dbapi = s.connection().connection.dbapi_connection
+                raise LookupError("not found")
+        except LookupError:
+            pass
+        assert dbapi.autocommit is False
+    finally:
+        session.close()
+
+
+def test_a_session_inside_a_callers_transaction_reads_inside_it(db_session):
+    with reading(db_session) as s:
+        assert s is db_session
+        assert s.connection().connection.dbapi_connection.autocommit is False
+        assert s.execute(text("SELECT txid_current() = txid_current()")).scalar()
