@@ -122,20 +122,21 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30, path:
 
 
 @contextmanager
-def gunicorn_service(service: str, database_url: str, *, app: str | None = None, health_path: str = "/healthz",
-                     **env: str) -> Iterator[str]:
+def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
+                     health_path: str = "/healthz", **env: str) -> Iterator[str]:
     """Run gunicorn with the repository's gunicorn.conf.py on a free port; yields the base URL.
 
     `app` replaces the service's WSGI app (e.g. "bench.floor_app:app", importable because the repository
-    root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The process runs in a scratch directory, so a stack started with
-    `make run` keeps its metrics and logs.
+    root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The process
+    runs in a scratch directory, so a stack started with `make run` keeps its metrics and logs.
     """
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"toko-bench-{service}-"))
     process_env = {**os.environ, "TOKO_SERVICE": service, f"TOKO_{service.upper()}_PORT": str(port),
                    "DATABASE_URL": database_url, **env}
     process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), process_env.get("PYTHONPATH")]))
-    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")] + ([app] if app else [])
+    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    command += [app] if app else []
     log = open(scratch / "gunicorn.log", "wb")
     process = subprocess.Popen(command, cwd=scratch, env=process_env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -208,7 +209,8 @@ def merge(label: str, results: list[LoadResult]) -> LoadResult:
         merged.failures += r.failures
     if results and results[0].rps_override is not None:
         merged.rps_override = statistics.fmean(r.rps for r in results)
-        merged.percentiles_override = {p: statistics.median(r.percentile(p) for r in results) for p in (50, 99)}
+        merged.percentiles_override = {p: statistics.median(r.percentile(p) for r in results)
+                                       for p in (50, 99)}
     return merged
 
 
@@ -263,8 +265,8 @@ def wrk_available() -> bool:
 
 def wrk(url: str, *, connections: int, seconds: float, threads: int = 2, label: str = "") -> LoadResult:
     """One wrk run (a C load generator: far less client CPU than Python threads)."""
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-                          url], capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     count = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

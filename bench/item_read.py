@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (alternate, bench_environment, closed_loop, drop_database, fresh_database,  # noqa: E402
-                          gunicorn_service, vacuum_analyze, wrk, wrk_available)
+from bench.common import (alternate, bench_environment, closed_loop, drop_database,  # noqa: E402
+                          fresh_database, gunicorn_service, vacuum_analyze, wrk, wrk_available)
 
 ENV = bench_environment("toko_bench_item")
 TARGET = 0.9
@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--service-log-level", default="INFO",
                         help="svc_item's TOKO_LOG_LEVEL (INFO, as deployed, logs one line per request)")
-    parser.add_argument("--python-load", action="store_true", help="use Python threads even if wrk is installed")
+    parser.add_argument("--python-load", action="store_true",
+                        help="use Python threads even if wrk is installed")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
 
@@ -67,7 +68,8 @@ def main() -> None:
     settings = get_settings()
     use_wrk = wrk_available() and not args.python_load
     print(f"gunicorn.conf.py: {settings.workers} workers x {settings.threads} threads (gthread); "
-          f"{args.clients} closed-loop clients via {'wrk' if use_wrk else 'Python threads + requests.Session'}; "
+          f"{args.clients} closed-loop clients via "
+          f"{'wrk' if use_wrk else 'Python threads + requests.Session'}; "
           f"{args.rounds} rounds x {args.seconds:.0f}s per target; item {item_id} of {args.items:,}")
     try:
         with gunicorn_service("item", ENV.database_url, TOKO_LOG_LEVEL=args.service_log_level) as svc, \
@@ -80,8 +82,8 @@ def main() -> None:
             def run(name: str, seconds: float):
                 if use_wrk:
                     return lambda: wrk(urls[name], connections=args.clients, seconds=seconds, label=name)
-                return lambda: closed_loop(lambda http: http.get(urls[name], timeout=10), threads=args.clients,
-                                           seconds=seconds, label=name)
+                return lambda: closed_loop(lambda http: http.get(urls[name], timeout=10),
+                                           threads=args.clients, seconds=seconds, label=name)
 
             alternate({name: run(name, 1.0) for name in urls}, rounds=1)  # warm-up, not counted
             results = alternate({name: run(name, args.seconds) for name in urls}, rounds=args.rounds)

@@ -19,9 +19,11 @@ BIGINT_MAX = 2**63 - 1  # ids are BIGINT: anything larger names nothing
 
 # What a violated constraint means to the client: (error class, code, field, message).
 _CONSTRAINTS = {
-    "uq_items_sku_live": (Conflict, "already_exists", "sku", "An item with this sku is already in the catalogue."),
+    "uq_items_sku_live": (Conflict, "already_exists", "sku",
+                          "An item with this sku is already in the catalogue."),
     "uq_categories_name": (Conflict, "already_exists", "name", "A category with this name already exists."),
-    "fk_items_category_id_categories": (Unprocessable, "validation_error", "category_id", "Unknown category."),
+    "fk_items_category_id_categories": (Unprocessable, "validation_error", "category_id",
+                                        "Unknown category."),
     "ck_items_price": (Unprocessable, "validation_error", "price", "Must be greater than or equal to 0."),
     "ck_items_stock": (Unprocessable, "validation_error", "stock", "Must be greater than or equal to 0."),
 }
@@ -80,7 +82,7 @@ def _check_id(value: int, what: str) -> None:
 
 
 def _contains(column, text: str):
-    """Case-insensitive substring match, with LIKE's wildcards taken literally (the trigram index serves it)."""
+    """Case-insensitive substring match, LIKE's wildcards taken literally (the trigram index serves it)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.ilike(f"%{escaped}%", escape="\\")
 
@@ -96,7 +98,8 @@ def get_category(session: Session, category_id: int) -> Category:
 
 
 def list_categories(session: Session, *, page: int, per_page: int) -> list[Category]:
-    return list(session.execute(offset_page(select(Category).order_by(Category.id), page, per_page)).scalars())
+    stmt = offset_page(select(Category).order_by(Category.id), page, per_page)
+    return list(session.execute(stmt).scalars())
 
 
 def create_category(session: Session, data: dict) -> Category:
@@ -124,7 +127,8 @@ def update_category(session: Session, category_id: int, changes: dict) -> Catego
 def delete_category(session: Session, category_id: int) -> None:
     """Remove a category; its items stay in the catalogue, uncategorised (the foreign key sets NULL)."""
     _check_id(category_id, "category")
-    removed = session.execute(delete(Category).where(Category.id == category_id).returning(Category.id)).scalar()
+    removed = session.execute(
+        delete(Category).where(Category.id == category_id).returning(Category.id)).scalar()
     if removed is None:
         raise NotFound("No such category.")
 
@@ -220,16 +224,28 @@ def _with_category(stmt: Select) -> Select:
     return stmt.outerjoin(Item.category).options(contains_eager(Item.category))
 
 
+_CURSOR_PURPOSE = "items-v2"
+_FILTERS = ("q", "category_id", "min_price", "max_price", "in_stock")
+
+
+def _cursor_query(scope: str, sort: str, filters: dict) -> dict:
+    """What a cursor is bound to: all that shapes the ordered set, so it cannot be replayed elsewhere."""
+    return {"scope": scope, "sort": sort, **{name: filters.get(name) for name in _FILTERS}}
+
+
+def cursor_after(position: list, *, sort: str = "id", scope: str = "items", **filters) -> str:
+    """The cursor of the page that starts right after `position`, an item's sort key (e.g. [price, id])."""
+    return CursorCodec(purpose=_CURSOR_PURPOSE).encode(position, _cursor_query(scope, sort, filters))
+
+
 def browse_items(session: Session, *, limit: int, cursor: str | None = None, sort: str = "id",
                  q: str | None = None, category_id: int | None = None, min_price: int | None = None,
                  max_price: int | None = None, in_stock: bool | None = None,
                  scope: str = "items") -> Page:
     """One keyset page of live items: a single statement whatever the page size or depth."""
     columns, descending, types = _SORTS[sort]
-    # The cursor is bound to everything that shapes the ordered set, so it cannot be replayed elsewhere.
-    query = {"scope": scope, "sort": sort, "q": q, "category_id": category_id, "min_price": min_price,
-             "max_price": max_price, "in_stock": in_stock}
-    codec = CursorCodec(purpose="items-v2")
+    filters = {"q": q, "category_id": category_id, "min_price": min_price, "max_price": max_price,
+               "in_stock": in_stock}
     stmt = _with_category(select(Item)).where(LIVE)
     if q:
         stmt = stmt.where(_contains(Item.name, q))
@@ -242,7 +258,7 @@ def browse_items(session: Session, *, limit: int, cursor: str | None = None, sor
     if in_stock is not None:
         stmt = stmt.where(Item.stock > 0 if in_stock else Item.stock == 0)
     if cursor is not None:
-        position = codec.decode(cursor, query)
+        position = CursorCodec(purpose=_CURSOR_PURPOSE).decode(cursor, _cursor_query(scope, sort, filters))
         if len(position) != len(types) or not all(
                 type(value) is kind for value, kind in zip(position, types)):
             raise BadRequest("The cursor is invalid or belongs to another query.", code="invalid_cursor")
@@ -252,8 +268,8 @@ def browse_items(session: Session, *, limit: int, cursor: str | None = None, sor
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = codec.encode([getattr(last, c.key) for c in columns], query)
+        next_cursor = cursor_after([getattr(rows[-1], c.key) for c in columns], sort=sort, scope=scope,
+                                   **filters)
     return Page(rows, next_cursor)
 
 

@@ -1,4 +1,4 @@
-"""The item service over the real stack (gunicorn under supervisor): v1 with both roles, v2 walks, bad input."""
+"""svc_item over the real stack (gunicorn under supervisor): v1 with both roles, v2 walks, bad input."""
 from __future__ import annotations
 
 import pytest
@@ -132,7 +132,8 @@ def test_v1_item_pattern_with_both_roles(api, admin, customer):
     reposted = api("POST", url, admin, json=dict(replacement, category_id=category["id"])).json()["data"]
     assert reposted["category_id"] == category["id"]
     patched = api("PATCH", url, admin, json={"stock": 40, "description": "Robusta"}).json()["data"]
-    assert patched | {"updated_at": None} == reposted | {"stock": 40, "description": "Robusta", "updated_at": None}
+    assert patched | {"updated_at": None} == \
+        reposted | {"stock": 40, "description": "Robusta", "updated_at": None}
     assert api("GET", url).json()["data"] == patched
 
     assert api("DELETE", url, admin).status_code == 204
@@ -164,7 +165,8 @@ def test_removed_item_keeps_its_transaction_lines(api, admin, customer):
     with session_scope() as session:
         row = session.execute(select(Item).where(Item.id == item["id"])).scalar_one()
         assert row.deleted_at is not None and row.sku == item["sku"]
-        line = session.execute(select(TransactionLine).where(TransactionLine.item_id == item["id"])).scalar_one()
+        line = session.execute(
+            select(TransactionLine).where(TransactionLine.item_id == item["id"])).scalar_one()
         assert (line.quantity, line.unit_price) == (2, 1200)
     # Its sku is free again for a new item.
     assert api("POST", "/v1/items", admin, json=new_item(sku=item["sku"])).status_code == 201
@@ -258,7 +260,8 @@ def test_duplicate_sku_is_409(api, admin):
 
 @pytest.mark.parametrize("changes,fields", [
     ({"price": -1}, {"price"}), ({"price": 10.5}, {"price"}), ({"price": "100"}, {"price"}),
-    ({"stock": -1}, {"stock"}), ({"stock": 2.5}, {"stock"}), ({"price": -2, "stock": "x"}, {"price", "stock"}),
+    ({"stock": -1}, {"stock"}), ({"stock": 2.5}, {"stock"}),
+    ({"price": -2, "stock": "x"}, {"price", "stock"}),
 ])
 def test_negative_or_non_integer_price_or_stock_is_422_naming_fields(api, admin, changes, fields):
     err = error(api("POST", "/v1/items", admin, json=new_item(**changes)), 422, "validation_error")
@@ -266,7 +269,8 @@ def test_negative_or_non_integer_price_or_stock_is_422_naming_fields(api, admin,
     item = api("POST", "/v1/items", admin, json=new_item()).json()["data"]
     err = error(api("PATCH", f"/v1/items/{item['id']}", admin, json=changes), 422, "validation_error")
     assert set(err["details"]["fields"]) == fields
-    err = error(api("PUT", f"/v1/items/{item['id']}", admin, json=new_item(**changes)), 422, "validation_error")
+    err = error(api("PUT", f"/v1/items/{item['id']}", admin, json=new_item(**changes)), 422,
+                "validation_error")
     assert set(err["details"]["fields"]) == fields
 
 

@@ -8,7 +8,8 @@ from common.db.models import Item, Transaction, TransactionLine
 from tests.conftest import unique
 from tests.factories import make_category, make_item
 
-V1_ITEM_KEYS = {"id", "sku", "name", "description", "price", "stock", "category_id", "created_at", "updated_at"}
+V1_ITEM_KEYS = {"id", "sku", "name", "description", "price", "stock", "category_id", "created_at",
+                "updated_at"}
 
 
 def error(response, status, code):
@@ -186,7 +187,8 @@ def test_missing_and_unknown_fields_are_422_naming_them(client, admin):
     err = error(client.post("/v1/items", json={"name": "x", "colour": "red"}, headers=admin.headers), 422,
                 "validation_error")
     assert set(err["details"]["fields"]) == {"sku", "price", "stock", "colour"}
-    err = error(client.post("/v1/items", json=new_item(sku=""), headers=admin.headers), 422, "validation_error")
+    err = error(client.post("/v1/items", json=new_item(sku=""), headers=admin.headers), 422,
+                "validation_error")
     assert list(err["details"]["fields"]) == ["sku"]
 
 
@@ -312,8 +314,8 @@ def test_category_bad_input(client, admin, customer, db_session):
                 "already_exists")
     assert err["details"] == {"field": "name"}
     other = make_category(db_session)
-    error(client.patch(f"/v1/categories/{other.id}", json={"name": existing.name}, headers=admin.headers), 409,
-          "already_exists")
+    error(client.patch(f"/v1/categories/{other.id}", json={"name": existing.name}, headers=admin.headers),
+          409, "already_exists")
     err = error(client.post("/v1/categories", json={"description": 5}, headers=admin.headers), 422,
                 "validation_error")
     assert set(err["details"]["fields"]) == {"name", "description"}

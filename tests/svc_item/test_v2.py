@@ -83,8 +83,8 @@ def test_walk_every_sort_sees_every_item_once_in_order(client, catalogue, sort, 
 def test_walk_with_filters(client, catalogue, sort):
     category, tag, items = catalogue
     keep = lambda i: 1000 <= i["price"] <= 5000 and i["stock"] > 0  # noqa: E731
-    seen, _ = walk(client, "/v2/items", q=tag.upper(), category_id=category.id, min_price=1000, max_price=5000,
-                   in_stock="true", sort=sort, limit=3)
+    seen, _ = walk(client, "/v2/items", q=tag.upper(), category_id=category.id, min_price=1000,
+                   max_price=5000, in_stock="true", sort=sort, limit=3)
     assert [i["id"] for i in seen] == expected(items, sort, keep)
     sold_out, _ = walk(client, "/v2/items", q=tag, in_stock="false", sort=sort, limit=2)
     assert [i["id"] for i in sold_out] == expected(items, sort, lambda i: i["stock"] == 0)
@@ -152,8 +152,8 @@ def test_category_items_of_an_unknown_or_empty_category(client, db_session):
     gone = make_category(db_session)
     db_session.delete(gone)
     db_session.flush()
-    for path in (f"/v2/categories/{gone.id}/items", "/v2/categories/abc/items", f"/v2/categories/{2**63}/items",
-                 "/v2/categories/0/items"):
+    for path in (f"/v2/categories/{gone.id}/items", "/v2/categories/abc/items",
+                 f"/v2/categories/{2**63}/items", "/v2/categories/0/items"):
         error(client.get(path), 404, "not_found")
 
 
