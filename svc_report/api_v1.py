@@ -71,7 +71,8 @@ def delete_report(job_id):
 
 @reports.route("/<int:job_id>.csv", methods=["GET"])
 @reports.auth(admin=True)
-@reports.response(200, content_type="text/csv", description="The rows, with a header row.")
+@reports.doc(responses={"200": {"description": "The rows, with a header row.",
+                                 "content": {"text/csv": {"schema": {"type": "string"}}}}})
 @reports.errors(404, 409)
 def report_csv(job_id):
     """A done report's rows as CSV; 409 until it is done."""
@@ -82,7 +83,8 @@ def report_csv(job_id):
 
 @reports.route("/<int:job_id>/chart.svg", methods=["GET"])
 @reports.auth(admin=True)
-@reports.response(200, content_type="image/svg+xml", description="Revenue per key as a bar chart.")
+@reports.doc(responses={"200": {"description": "Revenue per key as a bar chart.",
+                                 "content": {"image/svg+xml": {"schema": {"type": "string"}}}}})
 @reports.errors(404, 409)
 def report_chart(job_id):
     """A done report's revenue as an SVG bar chart; 409 until it is done."""
