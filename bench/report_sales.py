@@ -14,27 +14,22 @@ EXPLAIN (ANALYZE) of the statement with the index it uses.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = os.environ.get("TOKO_BENCH_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
-DB_NAME = "toko_bench_report"
-DB_URL = f"{SERVER}/{DB_NAME}"
-# Settings are read once: point them at the bench database before toko is imported.
-os.environ.update({"DATABASE_URL": DB_URL, "TOKO_ENV": "development", "TOKO_LOG_LEVEL": "WARNING"})
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # before bench/, whose common.py would hide toko's common package
+
+from bench.common import (bench_environment, drop_database, fresh_database,  # noqa: E402
+                          gunicorn_service, vacuum_analyze)
+
+ENV = bench_environment("toko_bench_report")  # settings are read once: before toko is imported
 
 import psycopg2  # noqa: E402
 import requests  # noqa: E402
 
-from common.db.migrate import upgrade  # noqa: E402
 from common.db.session import session_scope  # noqa: E402
 
 # Three years of sales; reports ask for a month, a quarter or a year of them.
@@ -48,35 +43,11 @@ WINDOWS = [  # (label, from, to, group_by): the first is the headline figure
 EXPLAINED = ("day, one month", "day, one year")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def admin_cursor(dbname: str = "postgres"):
-    conn = psycopg2.connect(f"{SERVER}/{dbname}")
-    conn.autocommit = True
-    try:
-        yield conn.cursor()
-    finally:
-        conn.close()
-
-
-def create_database() -> None:
-    with admin_cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DB_NAME,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        cur.execute(f'CREATE DATABASE "{DB_NAME}"')
-    upgrade(DB_URL)
-
-
 def seed(lines: int) -> None:
     """Users, items and transactions with 4 lines each, in set-based statements."""
     transactions = lines // 4
     started = time.perf_counter()
-    conn = psycopg2.connect(DB_URL)
+    conn = psycopg2.connect(ENV.database_url)
     with conn, conn.cursor() as cur:
         cur.execute("""
             INSERT INTO users (username, email, password_hash, role)
@@ -119,8 +90,7 @@ def seed(lines: int) -> None:
         cur.execute("SELECT count(*) FROM transaction_lines")
         count = cur.fetchone()[0]
     conn.close()
-    with admin_cursor(DB_NAME) as cur:
-        cur.execute("VACUUM ANALYZE")
+    vacuum_analyze(ENV.db_name)
     print(f"seeded {count:,} transaction lines in {transactions:,} transactions "
           f"({time.perf_counter() - started:.1f}s)")
 
@@ -135,22 +105,6 @@ def admin_token() -> str:
     return token
 
 
-def start_service(port: int) -> subprocess.Popen:
-    env = {**os.environ, "TOKO_SERVICE": "report", "TOKO_REPORT_PORT": str(port), "TOKO_WORKERS": "1",
-           "TOKO_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("svc_report did not start")
-
-
 def bind(sql: str, query) -> tuple[str, dict]:
     """The service's statement in psycopg2's parameter style."""
     for name in ("start", "end", "tz"):
@@ -158,7 +112,7 @@ def bind(sql: str, query) -> tuple[str, dict]:
     return sql, {"start": query.start, "end": query.end, "tz": query.tz}
 
 
-def compare(port: int, token: str, window, rounds: int, explain: bool) -> float:
+def compare(base: str, token: str, window, rounds: int, explain: bool) -> float:
     from svc_report.service import parse_sales_query, sales_sql
 
     label, start, end, group_by = window
@@ -166,8 +120,8 @@ def compare(port: int, token: str, window, rounds: int, explain: bool) -> float:
     sql, params = bind(sales_sql(group_by), query)
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"
-    url = f"http://127.0.0.1:{port}/v1/reports/sales"
-    conn = psycopg2.connect(DB_URL)
+    url = f"{base}/v1/reports/sales"
+    conn = psycopg2.connect(ENV.database_url)
     conn.autocommit = True
     cur = conn.cursor()
     live, raw = [], []
@@ -209,23 +163,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
-    create_database()
+    fresh_database(ENV.db_name)
     seed(args.lines)
     token = admin_token()
-    port = free_port()
-    service = start_service(port)
     try:
-        ratios = [compare(port, token, window, args.rounds, explain=window[0] in EXPLAINED)
-                  for window in WINDOWS]
+        # One gunicorn worker: requests come one at a time, and the raw side has one connection too.
+        with gunicorn_service("report", ENV.database_url, TOKO_WORKERS="1") as base:
+            ratios = [compare(base, token, window, args.rounds, explain=window[0] in EXPLAINED)
+                      for window in WINDOWS]
     finally:
-        service.terminate()
-        service.wait(timeout=30)
-        from common.db.session import dispose_engines
-
-        dispose_engines()
         if not args.keep:
-            with admin_cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            drop_database(ENV.db_name)
     print(f"headline ({WINDOWS[0][0]}): live / raw SQL = {ratios[0]:.2f}x (target <= 1.3x); "
           f"worst of all windows {max(ratios):.2f}x")
 
