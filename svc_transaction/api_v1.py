@@ -1,7 +1,7 @@
 """v1 purchase routes: thin views over svc_transaction.service."""
 from __future__ import annotations
 
-from flask import jsonify, request, url_for
+from flask import jsonify, request
 
 from common.web import Blueprint, db, require_principal
 from common.web.schemas import envelope
@@ -32,7 +32,7 @@ ID_PATH = f"/<int(max={MAX_BIGINT}):transaction_id>"
 
 
 def _location(transaction_id: int) -> dict:
-    return {"Location": url_for("transactions_v1.transaction", transaction_id=transaction_id)}
+    return {"Location": f"{blp.url_prefix}/{transaction_id}"}
 
 
 @blp.route("", methods=["POST"])
@@ -76,7 +76,7 @@ def index(args):
     return {"data": rows}
 
 
-@blp.route(ID_PATH, methods=["GET"], endpoint="transaction")
+@blp.route(ID_PATH, methods=["GET"])
 @blp.auth
 @blp.response(200, Transaction)
 @blp.errors(404)

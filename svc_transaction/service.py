@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Iterable
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,21 @@ _TAKE_STOCK = (
     .values(stock=_items.c.stock - bindparam("b_q"))
     .returning(_items.c.price, func.now().label("now"))
 )
+# The sale and its lines in one round trip; lines in item id order, like the stock was taken.
+_RECORD = text("""
+    WITH t AS (
+        INSERT INTO transactions (user_id, status, total, currency, paid_at, confirm_by)
+        VALUES (:user_id, :status, :total, :currency, :paid_at, :confirm_by)
+        RETURNING id, created_at
+    ), l AS (
+        INSERT INTO transaction_lines (transaction_id, item_id, quantity, unit_price)
+        SELECT t.id, v.item_id, v.quantity, v.unit_price
+        FROM t, unnest(CAST(:item_ids AS bigint[]), CAST(:quantities AS integer[]), CAST(:prices AS bigint[]))
+             WITH ORDINALITY AS v(item_id, quantity, unit_price, n)
+        ORDER BY v.n
+    )
+    SELECT id, created_at FROM t
+""")
 _RETURN_STOCK = (
     update(_items).where(_items.c.id == bindparam("b_id")).values(stock=_items.c.stock + bindparam("b_q"))
 )
@@ -58,18 +73,19 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Transaction:
         now = row.now
     total = sum(line["quantity"] * price for line, price in taken)
     step_up = total >= settings.otp_threshold
-    txn = Transaction(
-        user_id=user_id, total=total, currency=settings.currency,
-        status="awaiting_otp" if step_up else "paid",
-        paid_at=None if step_up else now,
-        confirm_by=now + timedelta(seconds=settings.transaction_confirm_seconds) if step_up else None,
-        cancelled_at=None, confirm_otp_id=None,
-        lines=[TransactionLine(item_id=line["item_id"], quantity=line["quantity"], unit_price=price)
-               for line, price in taken],
-    )
-    session.add(txn)
-    session.flush()
-    return txn
+    values = {
+        "user_id": user_id, "total": total, "currency": settings.currency,
+        "status": "awaiting_otp" if step_up else "paid",
+        "paid_at": None if step_up else now,
+        "confirm_by": now + timedelta(seconds=settings.transaction_confirm_seconds) if step_up else None,
+    }
+    row = session.execute(_RECORD, {**values, "item_ids": [line["item_id"] for line, _ in taken],
+                                    "quantities": [line["quantity"] for line, _ in taken],
+                                    "prices": [price for _, price in taken]}).one()
+    # The rows were written by one statement; these objects only carry them to the serializer.
+    return Transaction(id=row.id, created_at=row.created_at, cancelled_at=None, **values, lines=[
+        TransactionLine(item_id=line["item_id"], quantity=line["quantity"], unit_price=price)
+        for line, price in taken])
 
 
 def _refuse(session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int):
