@@ -125,25 +125,24 @@ class ReportTick:
         job_id, kind, params, attempt = claimed
         log.info("report job claimed", extra={"job_id": job_id, "attempt": attempt})
         fence = {"id": job_id, "attempt": attempt}
+        # The heartbeat stops before the outcome is written: its UPDATE would otherwise queue behind
+        # this session's own uncommitted one.
         with Heartbeat(job_id, attempt, settings.report_lease_seconds):
             if settings.env == "test" and settings.report_test_delay_seconds:
                 self.stopping.wait(settings.report_test_delay_seconds)
             try:
-                result = compute(session, kind, params)
+                result, error, final = compute(session, kind, params), None, False
             except ApiError as exc:  # the job itself is wrong: retrying cannot help
-                session.rollback()
-                session.execute(_FAILED, {**fence, "error": _reason(exc)})
-                log.warning("report job failed", extra={"job_id": job_id, "error": _reason(exc)})
-                return 1
+                result, error, final = None, exc, True
             except Exception as exc:  # noqa: BLE001 - recorded on the job, retried up to the limit
-                session.rollback()
-                final = attempt >= settings.report_max_attempts
-                session.execute(_FAILED if final else _RETRY, {**fence, "error": _reason(exc)})
-                log.warning("report job attempt failed",
-                            extra={"job_id": job_id, "attempt": attempt, "final": final, "error": _reason(exc)})
-                return 1
-            stored = session.execute(_DONE, {**fence, "result": json.dumps(result)}).rowcount
-        if stored:
+                result, error, final = None, exc, attempt >= settings.report_max_attempts
+        if error is not None:
+            session.rollback()
+            session.execute(_FAILED if final else _RETRY, {**fence, "error": _reason(error)})
+            log.warning("report job failed" if final else "report job attempt failed, will retry",
+                        extra={"job_id": job_id, "attempt": attempt, "error": _reason(error)})
+            return 1
+        if session.execute(_DONE, {**fence, "result": json.dumps(result)}).rowcount:
             log.info("report job done", extra={"job_id": job_id, "rows": len(result["rows"])})
         else:
             log.warning("report job result dropped: deleted or taken over", extra={"job_id": job_id})
