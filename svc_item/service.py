@@ -141,13 +141,13 @@ _GET_ITEM = select(*[c for c in _ITEMS.columns if c.key != "deleted_at"]).where(
     _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None))
 
 
-def get_item(session: Session, item_id: int):
-    """A live item's columns (id, sku, name, ..., updated_at): one primary-key lookup."""
+def get_item(session: Session, item_id: int) -> dict:
+    """A live item's columns (id, sku, name, ..., updated_at) as a dict: one primary-key lookup."""
     _check_id(item_id, "item")
     row = session.execute(_GET_ITEM, {"item_id": item_id}).first()
     if row is None:
         raise NotFound("No such item.")
-    return row
+    return row._asdict()
 
 
 def list_items(session: Session, *, page: int, per_page: int, q: str | None = None,
@@ -172,7 +172,10 @@ def update_item(session: Session, item_id: int, changes: dict) -> Item:
     """Set the given fields of a live item (all of them for a replace, the named ones for a patch)."""
     _check_id(item_id, "item")
     if not changes:
-        return get_item(session, item_id)
+        item = session.execute(select(Item).where(Item.id == item_id, LIVE)).scalar_one_or_none()
+        if item is None:
+            raise NotFound("No such item.")
+        return item
     with _writing(session):
         item = session.execute(
             update(Item).where(Item.id == item_id, LIVE).values(**changes).returning(Item)
