@@ -68,7 +68,7 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Transaction:
     for index, line in ordered:
         row = session.execute(_TAKE_STOCK, {"b_id": line["item_id"], "b_q": line["quantity"]}).first()
         if row is None:
-            _refuse(session, ordered, {line["item_id"]: line["quantity"] for line, _ in taken}, index)
+            _refuse(session, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
         taken.append((line, row.price))
         now = row.now
     total = sum(line["quantity"] * price for line, price in taken)
@@ -126,8 +126,9 @@ class Outcome:
 def check_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.",
+    # Printable only: a control character could not be stored and would never be sent on purpose.
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
                          code="invalid_idempotency_key", details={"length": len(key)})
     return key
 
@@ -294,6 +295,7 @@ def expire_overdue(session: Session, limit: int) -> int:
         return 0
     return_stock(session, session.execute(
         select(TransactionLine.item_id, TransactionLine.quantity).where(TransactionLine.transaction_id.in_(ids))))
-    session.execute(update(Transaction.__table__).where(Transaction.__table__.c.id.in_(ids))
+    table = Transaction.__table__
+    session.execute(update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp")
                     .values(status="expired"))
     return len(ids)

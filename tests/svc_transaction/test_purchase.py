@@ -185,7 +185,7 @@ def test_keys_belong_to_one_user(client, db_session, buyer, other):
     assert theirs.get_json()["data"]["id"] != mine["id"] and stock(db_session, item) == 8
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256])
+@pytest.mark.parametrize("key", ["", "k" * 256, "tab\there", "nul\x00", "bell\x07"])
 def test_an_empty_or_overlong_key_is_400(client, db_session, buyer, key):
     item = make_item(db_session, stock=10)
     response = buy(client, buyer, [{"item_id": item.id, "quantity": 1}], **{"Idempotency-Key": key})
