@@ -71,6 +71,14 @@ def make_client(db_session):
         app = module.create_app()
         app.config["TESTING"] = True
         app.extensions["toko"]["session_factory"] = lambda: db_session
+
+        # The app closes its session after each request, which would discard what the test flushed but
+        # did not commit. A real client only sees committed data: commit the setup (into the outer
+        # transaction this fixture rolls back) before each request.
+        @app.before_request
+        def _commit_setup():
+            db_session.commit()
+
         return app.test_client()
 
     return make
