@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.settings import get_settings
@@ -32,7 +34,8 @@ def make_engine(url: str, *, pool_size: int | None = None, application_name: str
         pool_size=pool_size or s.db_pool_size,
         max_overflow=s.db_max_overflow,
         pool_timeout=s.db_pool_timeout,
-        pool_pre_ping=True,
+        # No pre-ping round trip per checkout: _drop_dead_connections finds them without one.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
             "connect_timeout": s.db_connect_timeout,
@@ -41,7 +44,23 @@ def make_engine(url: str, *, pool_size: int | None = None, application_name: str
             "options": f"-c statement_timeout={s.db_statement_timeout_ms}",
         },
     )
+    event.listen(engine, "checkout", _drop_dead_connections)
     return engine
+
+
+def _drop_dead_connections(dbapi_connection, record, proxy) -> None:
+    """Refuse a pooled connection the server has closed, without a round trip.
+
+    An idle connection has nothing to read; when the server restarts or kills the backend it sends a
+    FATAL notice and closes the socket, which makes it readable. The pool then discards the connection
+    and checks out (or opens) another, so the first request after a database restart succeeds.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("connection closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 def get_engine(service: str | None = None) -> Engine:

@@ -69,14 +69,14 @@ def _load() -> Principal | None:
     session = db()
     row = session.execute(_LOOKUP, {"h": hash_token(token)}).mappings().first()
     if row is None:
-        session.rollback()
         return None
     idle_expires_at = row["idle_expires_at"]
     settings = get_settings()
     if row["now"] - row["last_seen_at"] >= timedelta(seconds=settings.session_touch_seconds):
         touched = session.execute(_TOUCH, {"id": row["id"], "idle": settings.session_idle_seconds}).scalar()
         idle_expires_at = touched or idle_expires_at
-    session.commit()
+        # Release the session row at once; otherwise the lookup simply opens the request's transaction.
+        session.commit()
     return Principal(row["id"], row["user_id"], row["username"], row["role"], row["verified"],
                      row["created_at"], row["expires_at"], idle_expires_at)
 

@@ -24,11 +24,23 @@ POOL_SIZE = Gauge("toko_db_pool_size", "Database connections the pools may hold.
 def observe(service: str, method: str, route: str | None, status: int, seconds: float, engine=None) -> None:
     # Unmatched paths share one label so a scan of random URLs cannot blow up the series count.
     route = route or "<unmatched>"
-    REQUESTS.labels(service, method, route, str(status)).inc()
-    LATENCY.labels(service, method, route).observe(seconds)
+    _child(REQUESTS, service, method, route, str(status)).inc()
+    _child(LATENCY, service, method, route).observe(seconds)
     if engine is not None:
-        POOL_CHECKED_OUT.labels(service).set(engine.pool.checkedout())
-        POOL_SIZE.labels(service).set(engine.pool.size())
+        _child(POOL_CHECKED_OUT, service).set(engine.pool.checkedout())
+        _child(POOL_SIZE, service).set(engine.pool.size())
+
+
+_children: dict = {}
+
+
+def _child(metric, *labels):
+    """metric.labels(*labels), remembered: the label lookup costs more than the update itself."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def register_metrics(app: Flask) -> None:
