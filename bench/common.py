@@ -10,9 +10,12 @@ reads its settings once per process.
     from bench.common import bench_environment, ...
     env = bench_environment("toko_bench_x")
     url = fresh_database(env.db_name)     # dropped, created, migrated to head
-    with gunicorn_service("item", url) as base:   # http://127.0.0.1:<port>
+    with gunicorn_service("item", url) as base:   # http://127.0.0.1:<port>, base.pid the master
         result = closed_loop(lambda http: http.get(base + "/v1/items/1"), threads=8, seconds=5)
         print(result.summary())
+
+The services connect as their own roles (TOKO_DB_ROLES=on, as `make run` deploys them) unless the
+environment says otherwise; the floors connect as the same role as the service they stand under.
 """
 from __future__ import annotations
 
@@ -42,12 +45,19 @@ class BenchEnv:
     db_name: str
     database_url: str
 
+    def role_url(self, service: str) -> str:
+        """The URL `service` connects with: its own role when TOKO_DB_ROLES is on."""
+        from common.settings import get_settings
+
+        return get_settings().database_url_for(service)
+
 
 def bench_environment(db_name: str, **extra: str) -> BenchEnv:
     """Point this process's toko settings at the bench database (call before importing toko)."""
     url = f"{SERVER}/{db_name}"
     for var in [v for v in os.environ if v.startswith("TOKO_") and v.endswith("_DATABASE_URL")]:
         os.environ.pop(var)
+    os.environ.setdefault("TOKO_DB_ROLES", "on")
     os.environ.update({"DATABASE_URL": url, "TOKO_ENV": "development", "TOKO_LOG_LEVEL": "WARNING",
                        "TOKO_SECRET_KEY": BENCH_SECRET, **extra})
     if str(ROOT) not in sys.path:
@@ -121,9 +131,42 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30, path:
     raise SystemExit(f"{url} did not answer {path} within {timeout}s")
 
 
+class RunningService(str):
+    """A running gunicorn's base URL (a str), with its master's pid."""
+
+    pid: int
+
+    def __new__(cls, url: str, pid: int) -> "RunningService":
+        self = super().__new__(cls, url)
+        self.pid = pid
+        return self
+
+    def worker_rss(self) -> list[float]:
+        """RSS in MB of each of its workers, now."""
+        return worker_rss(self.pid)
+
+
+def rss_mb(pid: int | str) -> float | None:
+    """Resident set size of a process in MB (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def worker_rss(master_pid: int | str) -> list[float]:
+    """RSS in MB of each child of a gunicorn master."""
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master_pid)], capture_output=True,
+                              text=True).stdout.split()
+    return [size for size in map(rss_mb, children) if size is not None]
+
+
 @contextmanager
 def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
-                     health_path: str = "/healthz", **env: str) -> Iterator[str]:
+                     health_path: str = "/healthz", **env: str) -> Iterator[RunningService]:
     """Run gunicorn with the repository's gunicorn.conf.py on a free port; yields the base URL.
 
     `app` replaces the service's WSGI app (e.g. "bench.floor_app:app", importable because the repository
@@ -148,7 +191,7 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
             log.flush()
             print((scratch / "gunicorn.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
-        yield base
+        yield RunningService(base, process.pid)
     finally:
         process.terminate()
         try:
@@ -158,6 +201,65 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
             process.wait()
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# -- floors ----------------------------------------------------------------------------------------
+
+_floor_local = threading.local()
+
+
+def floor_connection(*, autocommit: bool = False):
+    """This thread's one persistent psycopg2 connection, as the role of the service the floor stands under.
+
+    For the floor apps (gunicorn -c gunicorn.conf.py bench.floor_app:app): TOKO_SERVICE names the service.
+    """
+    conn = getattr(_floor_local, "conn", None)
+    if conn is None or conn.closed:
+        import psycopg2
+
+        from common.settings import get_settings
+
+        conn = _floor_local.conn = psycopg2.connect(get_settings().database_url_for(os.environ["TOKO_SERVICE"]))
+        conn.autocommit = autocommit
+    return conn
+
+
+def utc(value) -> str:
+    """An aware datetime as ISO 8601 with Z, as the services write it."""
+    from datetime import timezone
+
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+class Progress:
+    """A one-line text progress bar, redrawn per batch: `with Progress("items", n) as bar: bar.advance(k)`."""
+
+    def __init__(self, label: str, total: int, unit: str = "", width: int = 30):
+        self.label, self.total, self.unit, self.width = label, total, unit, width
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "Progress":
+        self.draw()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+    def advance(self, n: int) -> None:
+        self.done = min(self.total, self.done + n)
+        self.draw()
+
+    def draw(self) -> None:
+        share = self.done / self.total if self.total else 1.0
+        filled = int(share * self.width)
+        elapsed = time.perf_counter() - self.started
+        sys.stdout.write(f"\r  {self.label:<22} [{'#' * filled}{'.' * (self.width - filled)}] {share:4.0%} "
+                         f"{self.done:>11,}/{self.total:,}{' ' + self.unit if self.unit else ''}  {elapsed:6.1f}s")
+        sys.stdout.flush()
 
 
 # -- load ------------------------------------------------------------------------------------------
@@ -263,20 +365,53 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def wrk(url: str, *, connections: int, seconds: float, threads: int = 2, label: str = "") -> LoadResult:
-    """One wrk run (a C load generator: far less client CPU than Python threads)."""
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+def wrk(url: str, *, connections: int, seconds: float, threads: int = 2, label: str = "",
+        script: str | None = None, timeout: float = 10) -> LoadResult:
+    """One wrk run (a C load generator: far less client CPU than Python threads).
+
+    `script` is Lua source for wrk's -s (e.g. from `wrk_post_script`); non-2xx/3xx answers are failures.
+    """
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+               f"--timeout={max(1, round(timeout))}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="toko-bench-") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            command += ["-s", lua.name]
+        out = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 60,
+                             check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     count = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     pcts = {}
     for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
         pcts[float(p)] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     result = LoadResult(label, seconds, tool="wrk", rps_override=rps, percentiles_override=pcts)
-    result.latencies = [0.0] * count  # the count only: wrk keeps the distribution to itself
-    result.failures = int(bad.group(1)) if bad else 0
+    non_2xx = int(bad.group(1)) if bad else 0
+    result.latencies = [0.0] * (count - non_2xx)  # the count only: wrk keeps the distribution to itself
+    result.failures = non_2xx + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
     return result
+
+
+def wrk_post_script(bodies: list[str], headers: dict[str, str]) -> str:
+    """Lua for wrk: POST, each wrk thread sending its own body (one connection per thread: no shared rows)."""
+    def lua_string(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    return "\n".join([
+        "local bodies = {" + ", ".join(lua_string(b) for b in bodies) + "}",
+        "local created = 0",
+        "function setup(thread)",
+        "  created = created + 1",
+        "  thread:set('body', bodies[(created - 1) % #bodies + 1])",
+        "end",
+        "function init(args)",
+        "  wrk.method = 'POST'",
+        "  wrk.body = body",
+        *[f"  wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()],
+        "end",
+    ]) + "\n"
 
 
 def alternate(targets: dict[str, Callable[[], LoadResult]], rounds: int) -> dict[str, LoadResult]:
@@ -289,6 +424,20 @@ def alternate(targets: dict[str, Callable[[], LoadResult]], rounds: int) -> dict
             results[name].append(r)
             print(f"  round {n + 1}/{rounds} {r.summary()}", flush=True)
     return {name: merge(name, rs) for name, rs in results.items()}
+
+
+def print_comparison(results: dict[str, LoadResult], subject: str, floor: str, target: float,
+                     extra: str = "") -> float:
+    """Print each side's summary and the throughput ratio subject / floor against its target; returns it."""
+    print()
+    for result in results.values():
+        print(result.summary())
+    ratio = results[subject].rps / results[floor].rps
+    failures = sum(r.failures for r in results.values())
+    print(f"\nthroughput {subject} / {floor} = {ratio:.3f} (target >= {target}): "
+          f"{'OK' if ratio >= target else 'BELOW TARGET'}; p50 {results[subject].percentile(50):.2f} vs "
+          f"{results[floor].percentile(50):.2f} ms; failures {failures}{'; ' + extra if extra else ''}")
+    return ratio
 
 
 def timed(call: Callable[[], object]) -> float:

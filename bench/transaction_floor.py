@@ -1,6 +1,6 @@
 """The floor for POST /v1/transactions: bare Flask + psycopg2, an authenticated one-line purchase.
 
-One persistent connection per thread; the session lookup svc_transaction does (one indexed SELECT),
+One persistent connection per thread (as svc_transaction's role); the session lookup svc_transaction does (one indexed SELECT),
 then one database transaction with the atomic stock update and one insert. No envelope machinery,
 validation, ORM, pool checks, logging or metrics. Run under the same gunicorn settings as the
 services by bench/transaction_purchase.py (gunicorn -c gunicorn.conf.py bench.transaction_floor:app).
@@ -8,33 +8,19 @@ services by bench/transaction_purchase.py (gunicorn -c gunicorn.conf.py bench.tr
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
-from datetime import timezone
 
-import psycopg2
 from flask import Flask, abort, jsonify, request
+
+from bench.common import floor_connection, utc
 
 app = Flask("transaction_floor")
 app.json.sort_keys = False
-_local = threading.local()
 _AUTH = ("SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = %s "
          "AND s.revoked_at IS NULL AND u.is_active AND s.expires_at > now() AND s.idle_expires_at > now()")
 _TAKE = ("UPDATE items SET stock = stock - %s WHERE id = %s AND stock >= %s AND deleted_at IS NULL "
          "RETURNING price")
 _INSERT = ("INSERT INTO transactions (user_id, status, total, currency, paid_at) "
            "VALUES (%s, 'paid', %s, 'IDR', now()) RETURNING id, created_at, paid_at")
-
-
-def _conn():
-    conn = getattr(_local, "conn", None)
-    if conn is None or conn.closed:
-        conn = _local.conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    return conn
-
-
-def _utc(value):
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @app.get("/healthz")
@@ -47,7 +33,7 @@ def purchase():
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
     line = request.get_json()["lines"][0]
     item_id, quantity = int(line["item_id"]), int(line["quantity"])
-    conn = _conn()
+    conn = floor_connection()
     with conn, conn.cursor() as cur:
         cur.execute(_AUTH, (hashlib.sha256(token.encode()).digest(),))
         user = cur.fetchone()
@@ -65,4 +51,4 @@ def purchase():
     return jsonify({"data": {"id": txn_id, "user_id": user[0], "status": "paid", "total": total,
                              "lines": [{"item_id": item_id, "quantity": quantity, "unit_price": taken[0],
                                         "subtotal": total}],
-                             "created_at": _utc(created_at), "paid_at": _utc(paid_at)}}), 201
+                             "created_at": utc(created_at), "paid_at": utc(paid_at)}}), 201

@@ -7,62 +7,141 @@ Run by hand (PostgreSQL up, .venv installed):
 It creates a database of its own (toko_bench_transaction), migrates it and seeds one customer with a
 live session and one item per client (stock that cannot run out, price below the OTP threshold), then
 starts svc_transaction and bench/transaction_floor.py, each under gunicorn with the repository's
-gunicorn.conf.py (same workers, threads, keepalive; only the WSGI app differs). Each closed-loop client
-buys one unit of its own item per request with the same bearer token, so both sides pay for the session
-lookup and neither waits on another client's row lock. Rounds alternate between the two, swapping
-the order every round; it prints req/s, p50/p99 and the ratio service / floor (target >= 0.7), and
-checks that every unit the 201s sold was taken from stock exactly once.
+gunicorn.conf.py (same workers, threads, keepalive; only the WSGI app differs; both connect as
+svc_transaction's role). Each closed-loop client (a wrk thread with one connection when wrk is
+installed, else a Python thread) buys one unit of its own item per request with the same bearer token,
+so both sides pay for the session lookup and neither waits on another client's row lock. Rounds
+alternate between the two, swapping the order every round; it prints req/s, p50/p99 and the ratio
+service / floor (target >= 0.7), and checks that every unit the 201s sold was taken from stock exactly
+once. bench/run_all.py runs the same comparison on its 1,000,000-line database.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (alternate, bench_environment, closed_loop, drop_database, fresh_database,  # noqa: E402
-                          gunicorn_service, vacuum_analyze)
+from bench.common import (BenchEnv, LoadResult, alternate, bench_environment, closed_loop,  # noqa: E402
+                          drop_database, fresh_database, gunicorn_service, print_comparison, vacuum_analyze,
+                          wrk, wrk_available, wrk_post_script)
 
-ENV = bench_environment("toko_bench_transaction")
+DB_NAME = "toko_bench_transaction"
 TARGET = 0.7
 STOCK = 1_000_000_000
+BUYER = "bench"
+SERVICE, FLOOR = "svc_transaction", "floor"
 
 
-def seed(clients: int) -> tuple[str, list[int]]:
-    """A customer with a live session, and one item per client; returns the token and the item ids."""
+@dataclass(frozen=True)
+class Buyer:
+    user_id: int
+    token: str
+    item_ids: list[int]  # one per client, each with STOCK units
+
+
+@dataclass
+class PurchaseComparison:
+    results: dict[str, LoadResult]
+    rss: dict[str, list[float]]
+    taken: int  # units taken from the buyer's items' stock
+    recorded: int  # units on the buyer's transaction lines + floor transactions
+    tool: str
+
+    @property
+    def ratio(self) -> float:
+        return self.results[SERVICE].rps / self.results[FLOOR].rps
+
+
+def seed(env: BenchEnv, clients: int) -> Buyer:
+    """A customer with a live session, and one item per client."""
     from common.db.models import Item
     from common.db.session import session_scope
     from svc_user.service import create_user, start_session
 
     with session_scope() as session:
-        user = create_user(session, username="bench", email="bench@example.test", password="bench-password-1")
+        user = create_user(session, username=BUYER, email=f"{BUYER}@example.test", password="bench-password-1")
         token, _ = start_session(session, user)
         items = [Item(sku=f"BENCH-{n}", name=f"Bench item {n}", price=1000, stock=STOCK) for n in range(clients)]
         session.add_all(items)
         session.flush()
-        ids = [item.id for item in items]
-    vacuum_analyze(ENV.db_name)
-    return token, ids
+        buyer = Buyer(user.id, token, [item.id for item in items])
+    vacuum_analyze(env.db_name)
+    return buyer
 
 
-def sold_units(item_ids: list[int]) -> tuple[int, int]:
-    """(units taken from stock, units on transaction lines + floor transactions) for the bench items."""
+def sold_units(env: BenchEnv, buyer: Buyer) -> tuple[int, int]:
+    """(units taken from stock, units on transaction lines + floor transactions) for the buyer's items."""
     import psycopg2
 
-    conn = psycopg2.connect(ENV.database_url)
+    conn = psycopg2.connect(env.database_url)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT sum(%s - stock) FROM items WHERE id = ANY(%s)", (STOCK, item_ids))
+        cur.execute("SELECT sum(%s - stock) FROM items WHERE id = ANY(%s)", (STOCK, buyer.item_ids))
         taken = cur.fetchone()[0]
         # The floor records no lines: its transactions are one unit at price 1000 each.
-        cur.execute("SELECT coalesce(sum(quantity), 0) FROM transaction_lines WHERE item_id = ANY(%s)", (item_ids,))
+        cur.execute("SELECT coalesce(sum(quantity), 0) FROM transaction_lines WHERE item_id = ANY(%s)",
+                    (buyer.item_ids,))
         lines = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM transactions t WHERE NOT EXISTS "
-                    "(SELECT 1 FROM transaction_lines l WHERE l.transaction_id = t.id)")
+        cur.execute("SELECT count(*) FROM transactions t WHERE t.user_id = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM transaction_lines l WHERE l.transaction_id = t.id)", (buyer.user_id,))
         floor = cur.fetchone()[0]
     conn.close()
     return int(taken), int(lines + floor)
+
+
+def purchase_load(url: str, buyer: Buyer, *, clients: int, seconds: float, label: str,
+                  use_wrk: bool) -> LoadResult:
+    """`clients` closed-loop buyers for `seconds`, each buying one unit of its own item per request."""
+    headers = {"Authorization": f"Bearer {buyer.token}", "Content-Type": "application/json"}
+    bodies = [json.dumps({"lines": [{"item_id": i, "quantity": 1}]}) for i in buyer.item_ids]
+    if use_wrk:
+        # One connection per wrk thread, each thread its own item.
+        return wrk(url, connections=clients, threads=clients, seconds=seconds, label=label,
+                   script=wrk_post_script(bodies, headers))
+    import itertools
+    import threading
+
+    cycle, mine, lock = itertools.cycle(bodies), threading.local(), threading.Lock()
+
+    def call(http):
+        if not hasattr(mine, "body"):  # each client thread takes the next item at its first call
+            with lock:
+                mine.body = next(cycle)
+        return http.post(url, data=mine.body, headers=headers, timeout=10)
+
+    return closed_loop(call, threads=clients, seconds=seconds, label=label, check=lambda r: r.status_code == 201)
+
+
+def compare(env: BenchEnv, buyer: Buyer, *, rounds: int, seconds: float, clients: int, use_wrk: bool,
+            service_log_level: str = "INFO") -> PurchaseComparison:
+    """Start svc_transaction and the floor, check both sell, then alternate closed-loop rounds."""
+    import requests
+
+    with gunicorn_service("transaction", env.database_url, TOKO_LOG_LEVEL=service_log_level) as svc, \
+            gunicorn_service("transaction", env.database_url, app="bench.transaction_floor:app") as floor:
+        bases = {SERVICE: svc, FLOOR: floor}
+        body = {"lines": [{"item_id": buyer.item_ids[0], "quantity": 1}]}
+        headers = {"Authorization": f"Bearer {buyer.token}"}
+        answers = {name: requests.post(f"{base}/v1/transactions", json=body, headers=headers, timeout=10)
+                   for name, base in bases.items()}
+        for name, answer in answers.items():
+            assert answer.status_code == 201, (name, answer.text)
+        shape = {k: v for k, v in answers[SERVICE].json()["data"].items() if k in answers[FLOOR].json()["data"]}
+        print(f"both buy: svc {shape}\n        floor {answers[FLOOR].json()['data']}")
+
+        def run(name: str, length: float):
+            return lambda: purchase_load(f"{bases[name]}/v1/transactions", buyer, clients=clients,
+                                         seconds=length, label=name, use_wrk=use_wrk)
+
+        alternate({name: run(name, 1.0) for name in bases}, rounds=1)  # warm-up, not counted
+        results = alternate({name: run(name, seconds) for name in bases}, rounds=rounds)
+        rss = {SERVICE: svc.worker_rss(), FLOOR: floor.worker_rss()}
+    taken, recorded = sold_units(env, buyer)
+    return PurchaseComparison(results, rss, taken, recorded, "wrk" if use_wrk else "python")
 
 
 def main() -> None:
@@ -72,71 +151,29 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
     parser.add_argument("--service-log-level", default="INFO",
                         help="svc_transaction's TOKO_LOG_LEVEL (INFO, as deployed, logs one line per request)")
+    parser.add_argument("--python-load", action="store_true", help="use Python threads even if wrk is installed")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
 
-    import itertools
-    import threading
-
-    import requests
-
+    env = bench_environment(DB_NAME)
     from common.settings import get_settings
 
-    fresh_database(ENV.db_name)
-    token, item_ids = seed(args.clients)
+    fresh_database(env.db_name)
+    buyer = seed(env, args.clients)
     settings = get_settings()
-    headers = {"Authorization": f"Bearer {token}"}
+    use_wrk = wrk_available() and not args.python_load
     print(f"gunicorn.conf.py: {settings.workers} workers x {settings.threads} threads (gthread); "
-          f"{args.clients} closed-loop clients (Python threads + requests.Session), each buying 1 unit of its "
-          f"own item per request; {args.rounds} rounds x {args.seconds:.0f}s per target")
+          f"{args.clients} closed-loop clients ({'wrk, one connection per thread' if use_wrk else 'Python threads + requests.Session'}), "
+          f"each buying 1 unit of its own item per request; {args.rounds} rounds x {args.seconds:.0f}s per target")
     try:
-        with gunicorn_service("transaction", ENV.database_url, TOKO_LOG_LEVEL=args.service_log_level) as svc, \
-                gunicorn_service("transaction", ENV.database_url, app="bench.transaction_floor:app") as floor:
-            bases = {"svc_transaction": svc, "floor": floor}
-            body = {"lines": [{"item_id": item_ids[0], "quantity": 1}]}
-            answers = {name: requests.post(f"{base}/v1/transactions", json=body, headers=headers, timeout=10)
-                       for name, base in bases.items()}
-            for name, answer in answers.items():
-                assert answer.status_code == 201, (name, answer.text)
-            shape = {k: v for k, v in answers["svc_transaction"].json()["data"].items() if k in
-                     answers["floor"].json()["data"]}
-            print(f"both buy: svc {shape}\n        floor {answers['floor'].json()['data']}")
-
-            def run(name: str, seconds: float):
-                url = f"{bases[name]}/v1/transactions"
-
-                def once():
-                    # Each client thread takes the next item at its first call and keeps it for the round.
-                    bodies = itertools.cycle([{"lines": [{"item_id": i, "quantity": 1}]} for i in item_ids])
-                    mine, lock = threading.local(), threading.Lock()
-
-                    def call(http):
-                        if not hasattr(mine, "body"):
-                            with lock:
-                                mine.body = next(bodies)
-                        return http.post(url, json=mine.body, headers=headers, timeout=10)
-
-                    return closed_loop(call, threads=args.clients, seconds=seconds, label=name,
-                                       check=lambda r: r.status_code == 201)
-
-                return once
-
-            alternate({name: run(name, 1.0) for name in bases}, rounds=1)  # warm-up, not counted
-            results = alternate({name: run(name, args.seconds) for name in bases}, rounds=args.rounds)
-        taken, recorded = sold_units(item_ids)
+        outcome = compare(env, buyer, rounds=args.rounds, seconds=args.seconds, clients=args.clients,
+                          use_wrk=use_wrk, service_log_level=args.service_log_level)
     finally:
         if not args.keep:
-            drop_database(ENV.db_name)
-
-    print()
-    for result in results.values():
-        print(result.summary())
-    ratio = results["svc_transaction"].rps / results["floor"].rps
-    failures = sum(r.failures for r in results.values())
-    print(f"\nthroughput svc_transaction / floor = {ratio:.3f} (target >= {TARGET}): "
-          f"{'OK' if ratio >= TARGET else 'BELOW TARGET'}; p50 {results['svc_transaction'].percentile(50):.2f} vs "
-          f"{results['floor'].percentile(50):.2f} ms; failures {failures}; "
-          f"units taken from stock {taken}, recorded {recorded}: {'exact' if taken == recorded else 'MISMATCH'}")
+            drop_database(env.db_name)
+    print_comparison(outcome.results, SERVICE, FLOOR, TARGET,
+                     extra=f"units taken from stock {outcome.taken}, recorded {outcome.recorded}: "
+                           f"{'exact' if outcome.taken == outcome.recorded else 'MISMATCH'}")
 
 
 if __name__ == "__main__":
