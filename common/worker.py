@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from typing import Callable
 
 from sqlalchemy.exc import DBAPIError

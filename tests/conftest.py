@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -21,31 +23,43 @@ for _var in [v for v in os.environ if v.startswith("TOKO_") and (v.endswith("_DA
 
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from common.db.migrate import upgrade  # noqa: E402
 from common.db.session import driver_url, get_engine  # noqa: E402
 
 
 def _admin_engine():
-    return create_engine(driver_url(f"{_BASE_URL}/postgres"), isolation_level="AUTOCOMMIT")
+    # No pool: a database restart (tests/e2e/test_operations.py) must not leave it a dead connection.
+    return create_engine(driver_url(f"{_BASE_URL}/postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A database of its own, migrated to head like production, dropped afterwards; yields its URL."""
+    url = f"{_BASE_URL}/{name}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def database_url():
-    """Create the run's database, migrate it to head, drop it afterwards."""
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    """The run's database (every test shares it)."""
     try:
-        upgrade(TEST_DATABASE_URL)
-        yield TEST_DATABASE_URL
+        with scratch_database(TEST_DB) as url:
+            yield url
     finally:
         get_engine().dispose()
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                         {"d": TEST_DB})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}"'))
-        admin.dispose()
 
 
 @pytest.fixture

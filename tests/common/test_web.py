@@ -163,3 +163,14 @@ def test_text_the_database_cannot_store_is_422(app_with_probes, body):
 
 def test_nul_in_query_is_422(client):
     assert_envelope(client.get("/healthz?q=a%00b"), 422, "validation_error")
+
+
+def test_readyz_fails_while_the_schema_is_behind_the_code(client, db_session):
+    from sqlalchemy import text
+
+    from common.db.migrate import head_revision
+
+    db_session.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    err = assert_envelope(client.get("/readyz"), 503, "schema_out_of_date")
+    assert err["details"] == {"database_revision": "0001", "code_revision": head_revision()}
+    assert "0001" in err["message"] and head_revision() in err["message"]

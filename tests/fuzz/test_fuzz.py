@@ -15,15 +15,14 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth,
                                                response_schema_conformance, status_code_conformance)
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from common.db.migrate import upgrade
 from common.db.models import Category, Item, User
 from common.db.session import driver_url
 from common.settings import SERVICES
 from svc_user.service import create_user, start_session
-from tests.conftest import _BASE_URL, _admin_engine
+from tests.conftest import TEST_DB, scratch_database
 from tests.e2e.stack import make_stack
 
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance,
@@ -34,21 +33,12 @@ EXAMPLES = int(os.environ.get("TOKO_FUZZ_EXAMPLES", "10"))
 @pytest.fixture(scope="module")
 def fuzz_db():
     """A database of its own: fuzzing deletes and changes what it finds, far from the other tests' data."""
-    name = f"toko_fuzz_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"{_BASE_URL}/{name}"
-    upgrade(url)
-    engine = create_engine(driver_url(url))
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database(f"{TEST_DB}_fuzz") as url:
+        engine = create_engine(driver_url(url))
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from common.db.migrate import upgrade
 from common.db.session import driver_url
-from tests.conftest import _BASE_URL, TEST_DB
+from tests.conftest import TEST_DB
+from tests.conftest import scratch_database as shared_scratch_database
 from tests.factories import Account, make_account
 
 
@@ -81,24 +81,8 @@ class Otps:
         self.engine.dispose()
 
 
-def _admin_engine():
-    return create_engine(driver_url(f"{_BASE_URL}/postgres"), isolation_level="AUTOCOMMIT")
-
-
 @contextmanager
 def scratch_database(suffix: str) -> Iterator[str]:
     """Another migrated database next to the run's, for a stack whose worker must not share the outbox."""
-    name = f"{TEST_DB}_{suffix}"
-    url = f"{_BASE_URL}/{name}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(url)
+    with shared_scratch_database(f"{TEST_DB}_{suffix}") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                         {"d": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()

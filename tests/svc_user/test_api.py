@@ -267,3 +267,17 @@ def test_deactivation_revokes_at_once(client, db_session):
     assert client.get("/v1/users/me", headers=alice.headers).status_code == 401
     assert login(client, alice.username).status_code == 401
     assert client.get(f"/v1/users/{alice.id}", headers=admin.headers).status_code == 404
+
+
+def test_login_rehashes_when_the_parameters_change(client, db_session):
+    from svc_user.passwords import hasher
+
+    name = unique("cust")
+    user_id = register(client, username=name).get_json()["data"]["id"]
+    old = hasher("owasp").hash(PASSWORD)  # as stored before the parameters changed
+    db_session.execute(update(User).where(User.id == user_id).values(password_hash=old))
+    assert login(client, name).status_code == 201
+    db_session.expire_all()
+    rehashed = db_session.get(User, user_id).password_hash
+    assert rehashed != old and not hasher().check_needs_rehash(rehashed)
+    assert "m=19456,t=2,p=1" in old
