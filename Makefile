@@ -29,6 +29,8 @@ run: install ## migrate, seed demo data when empty, run every service under supe
 	$(BIN)/toko seed-demo --if-empty
 	mkdir -p var/log
 	@echo "services on :5001 user, :5002 otp, :5003 item, :5004 transaction, :5005 report (docs at /docs)"
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then echo "gateway on :8080"; \
+	else echo "nginx is not installed, so the gateway on :8080 will not start: apt-get install nginx"; fi
 	exec $(BIN)/supervisord -c supervisord.conf
 
 test: install ## run the whole test suite against a throwaway PostgreSQL database
