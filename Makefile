@@ -47,6 +47,11 @@ LOAD_USERS ?= 8
 load: install ## a realistic mix against the running stack (`make run` first); LOAD_SECONDS=30 LOAD_USERS=8
 	$(BIN)/python bench/load.py --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
 
+BENCH_ARGS ?=
+bench: install ## seed toko_bench (1M items, 1M lines), every comparison against its floor, write docs/benchmarks.md; BENCH_ARGS="--rounds 6 --seconds 4 --reuse --keep"
+	scripts/pg-up
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
 lint: install ## compile-check every module
 	$(BIN)/python -m compileall -q common svc_* migrations tests
 

@@ -25,6 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import worker_rss  # noqa: E402
 from common.settings import SERVICES, get_settings  # noqa: E402
 
 EXPECTED = {200, 201, 202, 204, 409, 429}
@@ -108,24 +109,15 @@ def admin(urls: dict, stats: Stats, deadline: float, username: str, password: st
         time.sleep(0.5)
 
 
-def worker_rss() -> dict[str, list[float]]:
+def supervised_worker_rss() -> dict[str, list[float]]:
     """RSS in MB of each gunicorn worker, by program (via supervisorctl pid and /proc)."""
     rss = {}
     for service in SERVICES:
         program = f"svc_{service}"
         out = subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(ROOT / "supervisord.conf"), "pid",
                               program], capture_output=True, text=True).stdout.strip()
-        if not out.isdigit():
-            continue
-        children = subprocess.run(["ps", "-o", "pid=", "--ppid", out], capture_output=True, text=True).stdout.split()
-        sizes = []
-        for pid in children:
-            status = Path(f"/proc/{pid}/status")
-            if status.exists():
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        sizes.append(int(line.split()[1]) / 1024)
-        rss[program] = sizes
+        if out.isdigit():
+            rss[program] = worker_rss(out)
     return rss
 
 
@@ -157,7 +149,7 @@ def main() -> int:
         values.sort()
         p50, p99 = values[len(values) // 2], values[min(len(values) - 1, int(len(values) * 0.99))]
         print(f"{name:<18}{len(values):>7}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}")
-    for program, sizes in worker_rss().items():
+    for program, sizes in supervised_worker_rss().items():
         print(f"RSS {program}: " + ", ".join(f"{s:.0f} MB" for s in sizes))
     if stats.errors:
         print(f"{len(stats.errors)} errors, first: {stats.errors[:5]}", file=sys.stderr)
