@@ -66,5 +66,6 @@ class Demo:
                               f"({bought.status_code} {bought.json()['error']['code']})")
             outcomes.append(outcome)
         for o in outcomes:
-            self.echo(f"{o.username}: {o.logins} login, {len(o.bought)} bought, {len(o.refused)} refused")
+            login = f"{o.logins} login" if o.logged_in else f"{o.logins} failed login"
+            self.echo(f"{o.username}: {login}, {len(o.bought)} bought, {len(o.refused)} refused")
         return outcomes

@@ -17,7 +17,7 @@ def test_demo_plays_the_story_with_one_login_per_customer(stack):
     out = run.stdout
     assert "dwi: 1 login, 10 bought, 0 refused" in out
     assert "will: 1 login, 50 bought, 0 refused" in out
-    assert "eko: login failed (401)" in out and "eko: 1 login, 0 bought, 3 refused" in out
+    assert "eko: login failed (401)" in out and "eko: 1 failed login, 0 bought, 3 refused" in out
     with session_scope() as session:
         for username, bought in (("dwi", 10), ("will", 50)):
             user_id = session.scalars(select(User.id).where(User.username == username)).one()
