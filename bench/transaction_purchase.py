@@ -49,7 +49,7 @@ class PurchaseComparison:
     results: dict[str, LoadResult]
     rss: dict[str, list[float]]
     taken: int  # units taken from the buyer's items' stock
-    recorded: int  # units on the buyer's transaction lines + floor transactions
+    recorded: int  # units on the transaction lines of the buyer's items
     tool: str
 
     @property
@@ -75,22 +75,18 @@ def seed(env: BenchEnv, clients: int) -> Buyer:
 
 
 def sold_units(env: BenchEnv, buyer: Buyer) -> tuple[int, int]:
-    """(units taken from stock, units on transaction lines + floor transactions) for the buyer's items."""
+    """(units taken from stock, units on transaction lines) for the buyer's items, both sides' sales."""
     import psycopg2
 
     conn = psycopg2.connect(env.database_url)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT sum(%s - stock) FROM items WHERE id = ANY(%s)", (STOCK, buyer.item_ids))
         taken = cur.fetchone()[0]
-        # The floor records no lines: its transactions are one unit at price 1000 each.
         cur.execute("SELECT coalesce(sum(quantity), 0) FROM transaction_lines WHERE item_id = ANY(%s)",
                     (buyer.item_ids,))
         lines = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM transactions t WHERE t.user_id = %s AND NOT EXISTS "
-                    "(SELECT 1 FROM transaction_lines l WHERE l.transaction_id = t.id)", (buyer.user_id,))
-        floor = cur.fetchone()[0]
     conn.close()
-    return int(taken), int(lines + floor)
+    return int(taken), int(lines)
 
 
 def purchase_load(url: str, buyer: Buyer, *, clients: int, seconds: float, label: str,
