@@ -22,6 +22,8 @@ threads = _settings.threads
 graceful_timeout = _settings.graceful_timeout
 timeout = 30
 keepalive = 5
+# gunicorn's largest request line: a v2 list's cursor (up to 2 KiB) and a percent-encoded search fit.
+limit_request_line = 8190
 # Five masters run side by side: gunicorn 27's control socket sits at one path per user and would clash.
 control_socket_disable = True
 accesslog = None  # the app writes one JSON line per request itself

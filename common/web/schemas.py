@@ -68,7 +68,10 @@ class PageArgs(StrictSchema):
 class CursorArgs(StrictSchema):
     """v2 keyset pagination: ?cursor=&limit=."""
 
-    cursor = fields.String(load_default=None, validate=validate.Length(max=2048))
+    # Documented as base64url (what every cursor is); anything else is still answered 400 invalid_cursor.
+    cursor = fields.String(load_default=None, validate=validate.Length(max=2048),
+                           metadata={"pattern": "^[A-Za-z0-9_-]*$",
+                                     "description": "next_cursor of the previous page, as it came."})
     limit = fields.Integer(load_default=lambda: get_settings().default_page_size,
                            validate=validate.Range(min=1, max=100))
 
