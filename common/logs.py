@@ -6,6 +6,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from flask import g, has_request_context
+
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -35,10 +37,6 @@ class JsonFormatter(logging.Formatter):
 
 
 def _request_id() -> str | None:
-    try:
-        from flask import g, has_request_context
-    except ImportError:  # pragma: no cover
-        return None
     if has_request_context():
         return getattr(g, "request_id", None)
     return None

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Iterable
 
 from flask import Flask, g, request
@@ -54,25 +54,28 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
 
 
 def _register_request_hooks(app: Flask, service: str) -> None:
+    # These run on every request of every service: the proxies are resolved once per hook.
     @app.before_request
     def _start():
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        if (request.routing_exception is None and request.method in _BODY_METHODS and _has_body()
-                and not request.is_json):
+        req, ctx = request._get_current_object(), g._get_current_object()
+        ctx.started = time.perf_counter()
+        incoming = req.headers.get("X-Request-ID", "")
+        ctx.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        if req.method in _BODY_METHODS and req.routing_exception is None and _has_body(req) and not req.is_json:
             raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)
-        _reject_unstorable_text()
+        _reject_unstorable_text(req)
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule else None
+        req, ctx = request._get_current_object(), g._get_current_object()
+        response.headers["X-Request-ID"] = ctx.get("request_id") or os.urandom(16).hex()
+        seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
+        route = req.url_rule.rule if req.url_rule else None
         access_log.info("request", extra={
-            "method": request.method, "path": request.path, "route": route, "status": response.status_code,
-            "duration_ms": round(seconds * 1000, 2), "user_id": g.get("user_id")})
-        observe(service, request.method, route, response.status_code, seconds, g.get("_db") and g._db.get_bind().engine)
+            "method": req.method, "path": req.path, "route": route, "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 2), "user_id": ctx.get("user_id")})
+        session = ctx.get("_db")
+        observe(service, req.method, route, response.status_code, seconds, session and session.get_bind().engine)
         return response
 
 
@@ -93,10 +96,11 @@ def _unstorable(value) -> bool:
     return False
 
 
-def _reject_unstorable_text() -> None:
-    bad = [key for key, values in request.args.lists() if _unstorable(key) or _unstorable(values)]
-    if request.is_json and _has_body():
-        body = request.get_json(silent=True)
+def _reject_unstorable_text(req) -> None:
+    bad = [key for key, values in req.args.lists() if _unstorable(key) or _unstorable(values)] \
+        if req.query_string else []
+    if req.is_json and _has_body(req):
+        body = req.get_json(silent=True)
         if _unstorable(body):
             bad.append("body")
     if bad:
@@ -105,5 +109,5 @@ def _reject_unstorable_text() -> None:
                                                        for name in bad}})
 
 
-def _has_body() -> bool:
-    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+def _has_body(req) -> bool:
+    return bool(req.content_length) or req.headers.get("Transfer-Encoding", "").lower() == "chunked"
