@@ -19,6 +19,7 @@ environment says otherwise; the floors connect as the same role as the service t
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -58,6 +59,11 @@ def bench_environment(db_name: str, **extra: str) -> BenchEnv:
     for var in [v for v in os.environ if v.startswith("TOKO_") and v.endswith("_DATABASE_URL")]:
         os.environ.pop(var)
     os.environ.setdefault("TOKO_DB_ROLES", "on")
+    # In-process measurements record metrics the way gunicorn workers do (multiprocess files).
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics_dir = tempfile.mkdtemp(prefix="toko-bench-metrics-")
+        atexit.register(shutil.rmtree, metrics_dir, True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ.update({"DATABASE_URL": url, "TOKO_ENV": "development", "TOKO_LOG_LEVEL": "WARNING",
                        "TOKO_SECRET_KEY": BENCH_SECRET, **extra})
     if str(ROOT) not in sys.path:
@@ -208,18 +214,18 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
 _floor_local = threading.local()
 
 
-def floor_connection(*, autocommit: bool = False):
-    """This thread's one persistent psycopg2 connection, as the role of the service the floor stands under.
-
-    For the floor apps (gunicorn -c gunicorn.conf.py bench.floor_app:app): TOKO_SERVICE names the service.
-    """
-    conn = getattr(_floor_local, "conn", None)
+def floor_connection(service: str, *, autocommit: bool = False):
+    """This thread's one persistent psycopg2 connection for a floor, as the role of the service it stands under."""
+    conns = getattr(_floor_local, "conns", None)
+    if conns is None:
+        conns = _floor_local.conns = {}
+    conn = conns.get(service)
     if conn is None or conn.closed:
         import psycopg2
 
         from common.settings import get_settings
 
-        conn = _floor_local.conn = psycopg2.connect(get_settings().database_url_for(os.environ["TOKO_SERVICE"]))
+        conn = conns[service] = psycopg2.connect(get_settings().database_url_for(service))
         conn.autocommit = autocommit
     return conn
 
@@ -273,6 +279,7 @@ class LoadResult:
     tool: str = "python"
     rps_override: float | None = None  # wrk reports its own rate and percentiles
     percentiles_override: dict | None = None
+    rounds: list["LoadResult"] = field(default_factory=list)  # what `merge` merged, in order
 
     @property
     def requests(self) -> int:
@@ -305,7 +312,8 @@ def percentile(values: list[float], p: float) -> float:
 
 def merge(label: str, results: list[LoadResult]) -> LoadResult:
     """Several rounds against one target as one result (rate = all requests / all time)."""
-    merged = LoadResult(label, sum(r.seconds for r in results), tool=results[0].tool if results else "python")
+    merged = LoadResult(label, sum(r.seconds for r in results), tool=results[0].tool if results else "python",
+                        rounds=list(results))
     for r in results:
         merged.latencies += r.latencies
         merged.failures += r.failures
@@ -438,6 +446,38 @@ def print_comparison(results: dict[str, LoadResult], subject: str, floor: str, t
           f"{'OK' if ratio >= target else 'BELOW TARGET'}; p50 {results[subject].percentile(50):.2f} vs "
           f"{results[floor].percentile(50):.2f} ms; failures {failures}{'; ' + extra if extra else ''}")
     return ratio
+
+
+def cpu_per_request(call: Callable[[], object], n: int, warmup: int = 100) -> float:
+    """Mean CPU time of this process per call, in microseconds (the database's own CPU is not counted)."""
+    for _ in range(warmup):
+        call()
+    t0 = time.process_time()
+    for _ in range(n):
+        call()
+    return (time.process_time() - t0) / n * 1e6
+
+
+@contextmanager
+def access_log_discarded(level: str = "INFO"):
+    """Log at `level` as deployed, but into /dev/null: the formatting is paid, the terminal stays quiet.
+
+    For services created in process (their create_app configured toko's JSON handler on the root logger).
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers = [h for h in root.handlers if getattr(h, "_toko", False)]
+    previous_level = root.level
+    with open(os.devnull, "w") as sink:
+        streams = [h.setStream(sink) for h in handlers]
+        root.setLevel(level)
+        try:
+            yield
+        finally:
+            root.setLevel(previous_level)
+            for handler, stream in zip(handlers, streams):
+                handler.setStream(stream)
 
 
 def timed(call: Callable[[], object]) -> float:

@@ -23,7 +23,7 @@ def healthz():
 
 @app.get("/v1/items/<int:item_id>")
 def get_item(item_id: int):
-    with floor_connection(autocommit=True).cursor() as cur:
+    with floor_connection("item", autocommit=True).cursor() as cur:
         cur.execute(_SQL, (item_id,))
         row = cur.fetchone()
     if row is None:

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (BenchEnv, LoadResult, alternate, bench_environment, closed_loop,  # noqa: E402
-                          drop_database, fresh_database, gunicorn_service, print_comparison, vacuum_analyze,
-                          wrk, wrk_available)
+from bench.common import (BenchEnv, LoadResult, access_log_discarded, alternate, bench_environment,  # noqa: E402
+                          closed_loop, cpu_per_request, drop_database, fresh_database, gunicorn_service,
+                          print_comparison, vacuum_analyze, wrk, wrk_available)
 
 DB_NAME = "toko_bench_item"
 TARGET = 0.9
@@ -97,6 +97,24 @@ def compare(env: BenchEnv, item_id: int, *, rounds: int, seconds: float, clients
     return ReadComparison(results, rss, "wrk" if use_wrk else "python")
 
 
+def cpu_in_process(item_id: int, n: int = 2000, log_level: str = "INFO") -> dict[str, float]:
+    """Python CPU per request of each side (microseconds), in process through Flask's test client.
+
+    No HTTP server, no network, no other load's scheduling: what each side costs the machine per read.
+    """
+    from bench import floor_app
+    from svc_item.app import create_app
+
+    service, floor = create_app().test_client(), floor_app.app.test_client()
+    url = f"/v1/items/{item_id}"
+
+    def read(client):
+        assert client.get(url).status_code == 200
+
+    with access_log_discarded(log_level):
+        return {SERVICE: cpu_per_request(lambda: read(service), n), FLOOR: cpu_per_request(lambda: read(floor), n)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds per target (alternating)")
@@ -124,12 +142,15 @@ def main() -> None:
     try:
         outcome = compare(env, item_id, rounds=args.rounds, seconds=args.seconds, clients=args.clients,
                           use_wrk=use_wrk, service_log_level=args.service_log_level)
+        cpu = cpu_in_process(item_id, log_level=args.service_log_level)
     finally:
         if not args.keep:
             drop_database(env.db_name)
     print_comparison(outcome.results, SERVICE, FLOOR, TARGET,
                      extra="RSS per worker " + ", ".join(f"{side} {', '.join(f'{mb:.0f}' for mb in sizes)} MB"
                                                          for side, sizes in outcome.rss.items()))
+    print(f"Python CPU per read in process: {SERVICE} {cpu[SERVICE]:.0f} us, {FLOOR} {cpu[FLOOR]:.0f} us "
+          f"(floor / service {cpu[FLOOR] / cpu[SERVICE]:.2f})")
 
 
 if __name__ == "__main__":

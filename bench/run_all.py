@@ -115,9 +115,11 @@ class Row:
     p50: str
     p99: str
     errors: int
+    ratio_note: str = ""
 
     def cells(self) -> list[str]:
-        return [self.comparison, self.measured, self.baseline, "" if self.ratio is None else f"{self.ratio:.2f}",
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}{' ' + self.ratio_note if self.ratio_note else ''}"
+        return [self.comparison, self.measured, self.baseline, ratio,
                 self.target, "OK" if self.ok else "**short**", self.p50, self.p99, str(self.errors)]
 
 
@@ -128,6 +130,7 @@ HEADER = ["comparison", "toko", "floor / baseline", "ratio", "target", "verdict"
 @dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    cpu: list[tuple[str, dict[str, float], str, str]] = field(default_factory=list)  # (request, us by side, subject, floor)
     rss: list[tuple[str, list[float]]] = field(default_factory=list)  # (process, MB per worker)
     notes: list[str] = field(default_factory=list)
 
@@ -135,9 +138,11 @@ class Report:
 def throughput_row(name: str, results: dict, subject: str, floor: str, target: float) -> Row:
     s, f = results[subject], results[floor]
     ratio = s.rps / f.rps
+    per_round = [a.rps / b.rps for a, b in zip(s.rounds, f.rounds)]
+    note = f"(rounds {min(per_round):.2f}-{max(per_round):.2f})" if per_round else ""
     return Row(name, f"{s.rps:,.0f} req/s", f"{f.rps:,.0f} req/s", ratio, f">= {target}", ratio >= target,
                f"{s.percentile(50):.2f} / {f.percentile(50):.2f}", f"{s.percentile(99):.2f} / {f.percentile(99):.2f}",
-               s.failures + f.failures)
+               s.failures + f.failures, note)
 
 
 def latency_row(name: str, subject_ms: tuple[float, float], base_ms: tuple[float, float], target: float,
@@ -166,6 +171,13 @@ def rss_rows(report: Report) -> list[list[str]]:
 
 
 RSS_HEADER = ["gunicorn workers", "RSS per worker (MB)", "target", "verdict"]
+CPU_HEADER = ["request, in process (Flask test client)", "toko CPU us/request", "floor CPU us/request",
+              "floor / toko"]
+
+
+def cpu_rows(report: Report) -> list[list[str]]:
+    return [[name, f"{cpu[subject]:.0f}", f"{cpu[floor]:.0f}", f"{cpu[floor] / cpu[subject]:.2f}"]
+            for name, cpu, subject, floor in report.cpu]
 
 
 def write_doc(path: Path, generated: str) -> None:
@@ -233,6 +245,12 @@ def main() -> int:
         report.rows.append(throughput_row("purchase, POST /v1/transactions (1 line, bearer)", buy.results,
                                           transaction_purchase.SERVICE, transaction_purchase.FLOOR,
                                           transaction_purchase.TARGET))
+        print("\n== Python CPU per request, in process ==")
+        report.cpu.append(("GET /v1/items/{id}", item_read.cpu_in_process(data.item_id, log_level=args.service_log_level),
+                           item_read.SERVICE, item_read.FLOOR))
+        report.cpu.append(("POST /v1/transactions", transaction_purchase.cpu_in_process(
+            data.buyer, log_level=args.service_log_level), transaction_purchase.SERVICE, transaction_purchase.FLOOR))
+        print(text_table(CPU_HEADER, cpu_rows(report)))
         if buy.taken != buy.recorded:
             report.notes.append(f"purchase: {buy.taken} units taken from stock but {buy.recorded} recorded")
 
@@ -269,12 +287,13 @@ def main() -> int:
     rows = [r.cells() for r in report.rows]
     print("\n" + text_table(HEADER, rows))
     print("\n" + text_table(RSS_HEADER, rss_rows(report)))
+    print("\n" + text_table(CPU_HEADER, cpu_rows(report)))
     for note in report.notes:
         print("NOTE:", note)
     short = [r.comparison for r in report.rows if not r.ok]
     short += [p for p, sizes in report.rss if not sizes or max(sizes) > RSS_TARGET_MB]
     print(f"\n{len(report.rows) - len([r for r in report.rows if not r.ok])}/{len(report.rows)} comparisons "
-          f"on target; short: {', '.join(short) if short else 'none'}; {minutes:.1f} min; "
+          f"on target; short: {'; '.join(short) if short else 'none'}; {minutes:.1f} min; "
           f"load average {load_before} before, {loadavg()} after")
 
     if not args.no_write:
@@ -303,7 +322,12 @@ def main() -> int:
             "",
             markdown_table(RSS_HEADER, rss_rows(report)),
             "",
-            f"Short of target: {', '.join(short) if short else 'none'}.",
+            "Python CPU per request, in process (no HTTP server, no network; the database's CPU not counted): "
+            "on a machine whose cores are busy, a server's throughput follows this.",
+            "",
+            markdown_table(CPU_HEADER, cpu_rows(report)),
+            "",
+            f"Short of target: {'; '.join(short) if short else 'none'}.",
             *[f"Note: {n}" for n in report.notes],
         ])
         write_doc(DOC, generated)

@@ -41,7 +41,7 @@ def purchase():
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
     line = request.get_json()["lines"][0]
     item_id, quantity = int(line["item_id"]), int(line["quantity"])
-    conn = floor_connection()
+    conn = floor_connection("transaction")
     with conn, conn.cursor() as cur:  # one transaction; an abort inside rolls it back
         cur.execute(_AUTH, (hashlib.sha256(token.encode()).digest(),))
         user = cur.fetchone()

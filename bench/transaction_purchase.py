@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (BenchEnv, LoadResult, alternate, bench_environment, closed_loop,  # noqa: E402
-                          drop_database, fresh_database, gunicorn_service, print_comparison, vacuum_analyze,
-                          wrk, wrk_available, wrk_post_script)
+from bench.common import (BenchEnv, LoadResult, access_log_discarded, alternate, bench_environment,  # noqa: E402
+                          closed_loop, cpu_per_request, drop_database, fresh_database, gunicorn_service,
+                          print_comparison, vacuum_analyze, wrk, wrk_available, wrk_post_script)
 
 DB_NAME = "toko_bench_transaction"
 TARGET = 0.7
@@ -140,6 +140,22 @@ def compare(env: BenchEnv, buyer: Buyer, *, rounds: int, seconds: float, clients
     return PurchaseComparison(results, rss, taken, recorded, "wrk" if use_wrk else "python")
 
 
+def cpu_in_process(buyer: Buyer, n: int = 1000, log_level: str = "INFO") -> dict[str, float]:
+    """Python CPU per purchase of each side (microseconds), in process through Flask's test client."""
+    from bench import transaction_floor
+    from svc_transaction.app import create_app
+
+    service, floor = create_app().test_client(), transaction_floor.app.test_client()
+    body = {"lines": [{"item_id": buyer.item_ids[0], "quantity": 1}]}
+    headers = {"Authorization": f"Bearer {buyer.token}"}
+
+    def buy(client):
+        assert client.post("/v1/transactions", json=body, headers=headers).status_code == 201
+
+    with access_log_discarded(log_level):
+        return {SERVICE: cpu_per_request(lambda: buy(service), n), FLOOR: cpu_per_request(lambda: buy(floor), n)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds per target (alternating)")
@@ -164,12 +180,15 @@ def main() -> None:
     try:
         outcome = compare(env, buyer, rounds=args.rounds, seconds=args.seconds, clients=args.clients,
                           use_wrk=use_wrk, service_log_level=args.service_log_level)
+        cpu = cpu_in_process(buyer, log_level=args.service_log_level)
     finally:
         if not args.keep:
             drop_database(env.db_name)
     print_comparison(outcome.results, SERVICE, FLOOR, TARGET,
                      extra=f"units taken from stock {outcome.taken}, recorded {outcome.recorded}: "
                            f"{'exact' if outcome.taken == outcome.recorded else 'MISMATCH'}")
+    print(f"Python CPU per purchase in process: {SERVICE} {cpu[SERVICE]:.0f} us, {FLOOR} {cpu[FLOOR]:.0f} us "
+          f"(floor / service {cpu[FLOOR] / cpu[SERVICE]:.2f})")
 
 
 if __name__ == "__main__":
