@@ -98,6 +98,22 @@ def make_client(db_session):
     return make
 
 
+@pytest.fixture
+def admin(db_session):
+    """An admin with a live session, inside the test's rolled-back transaction."""
+    from tests.factories import make_account
+
+    return make_account(db_session, "admin")
+
+
+@pytest.fixture
+def customer(db_session):
+    """A customer with a live session, inside the test's rolled-back transaction."""
+    from tests.factories import make_account
+
+    return make_account(db_session)
+
+
 def unique(prefix: str = "u") -> str:
     """A name no other test uses, for data that outlives a test (end-to-end runs commit)."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"

@@ -1,7 +1,6 @@
 """In-process fixtures for the item service."""
 import pytest
 
-from tests.factories import make_account
 
 
 @pytest.fixture
@@ -9,11 +8,3 @@ def client(make_client):
     return make_client("item")
 
 
-@pytest.fixture
-def admin(db_session):
-    return make_account(db_session, "admin")
-
-
-@pytest.fixture
-def customer(db_session):
-    return make_account(db_session, "customer")

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from common.db.models import Transaction, TransactionLine
-from tests.factories import make_account
 
 
 @pytest.fixture
@@ -19,14 +18,6 @@ def client(make_client):
     return make_client("report")
 
 
-@pytest.fixture
-def admin(db_session):
-    return make_account(db_session, "admin")
-
-
-@pytest.fixture
-def customer(db_session):
-    return make_account(db_session)
 
 
 def utc(*parts: int) -> datetime:

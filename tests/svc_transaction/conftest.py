@@ -26,10 +26,6 @@ def other(db_session):
     return make_account(db_session)
 
 
-@pytest.fixture
-def admin(db_session):
-    return make_account(db_session, "admin")
-
 
 def make_otp(session: Session, user_id: int, reference, *, status: str = "verified",
              purpose: str = "confirm_transaction") -> uuid.UUID:
