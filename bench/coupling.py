@@ -13,6 +13,8 @@ in five phases:
                       of sales grouped by item), each waiting `--pause` s between answers
   http contained      the same against a second svc_report started with
                       TOKO_DB_STATEMENT_TIMEOUT_MS=`--timeout-ms`: heavy reports are cut off (503)
+  http one at a time  the same against a third svc_report with one worker of one thread (a pool of
+                      one connection): the reports queue and run one at a time
   sql reports         `--reports` sessions of the report's role (toko_report) run the same statement
                       over all three years directly, each waiting `--pause` s between them
   sql contained       the same after ALTER ROLE toko_report IN DATABASE toko_bench SET statement_timeout:
@@ -25,6 +27,7 @@ connection opened the way toko's engine opens it.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -37,12 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import run_all, transaction_purchase  # noqa: E402
+from bench.run_all import loadavg  # noqa: E402
 from bench.common import (BenchEnv, LoadResult, admin_cursor, bench_environment, database_exists,  # noqa: E402
                           gunicorn_service, merge, wrk_available)
 
 HTTP_WINDOW = ("2023-01-01", "2024-01-01")  # the longest the API allows (report_max_window_days)
 SQL_WINDOW = ("2021-01-01", "2024-01-01")  # every sale of the data set: beyond what the API allows
-PHASES = ["alone", "http reports", "http contained", "sql reports", "sql contained"]
+PHASES = ["alone", "http reports", "http contained", "http one at a time", "sql reports", "sql contained"]
+# Which svc_report each http phase asks.
+REPORT_TARGET = {"http reports": "plain", "http contained": "contained", "http one at a time": "serial"}
 
 
 @dataclass
@@ -163,7 +169,7 @@ def phase(name: str, *, env: BenchEnv, buyer, purchase_url: str, report_urls: di
     try:
         for _ in range(args.reports if name != "alone" else 0):
             if name.startswith("http"):
-                url = report_urls["contained" if name == "http contained" else "plain"]
+                url = report_urls[REPORT_TARGET[name]]
                 target, call_args = http_report_client, (url, token, stop, args.pause, reports)
             else:
                 target, call_args = sql_report_client, (env, stop, args.pause, reports)
@@ -195,6 +201,7 @@ def main() -> int:
     parser.add_argument("--python-load", action="store_true", help="Python threads even if wrk is installed")
     args = parser.parse_args()
 
+    load_before = loadavg()
     env = bench_environment(run_all.DB_NAME)
     from common.settings import get_settings
 
@@ -219,9 +226,11 @@ def main() -> int:
     reports: dict[str, Reports] = {name: Reports() for name in PHASES}
     with gunicorn_service("transaction", env.database_url) as txn, \
             gunicorn_service("report", env.database_url) as report, \
-            gunicorn_service("report", env.database_url, TOKO_DB_STATEMENT_TIMEOUT_MS=str(args.timeout_ms)) as capped:
+            gunicorn_service("report", env.database_url, TOKO_DB_STATEMENT_TIMEOUT_MS=str(args.timeout_ms)) as capped, \
+            gunicorn_service("report", env.database_url, TOKO_WORKERS="1", TOKO_THREADS="1") as serial:
         purchase_url = f"{txn}/v1/transactions"
-        report_urls = {"plain": f"{report}/v1/reports/sales", "contained": f"{capped}/v1/reports/sales"}
+        report_urls = {"plain": f"{report}/v1/reports/sales", "contained": f"{capped}/v1/reports/sales",
+                       "serial": f"{serial}/v1/reports/sales"}
         transaction_purchase.purchase_load(purchase_url, data.buyer, clients=args.clients, seconds=2, label="warm-up",
                                            use_wrk=use_wrk)
         for n in range(args.rounds):
@@ -234,12 +243,15 @@ def main() -> int:
     taken, recorded = transaction_purchase.sold_units(env, data.buyer)
 
     alone = merge("alone", merged["alone"])
-    print(f"\n| phase | purchases/s | purchase p50 ms | purchase p99 ms | p50 vs alone | purchase errors | reports |")
+    print(f"\n| phase | purchases/s | purchase p50 ms | purchase p99 ms | p50 / p99 vs alone | purchase errors "
+          f"| reports |")
     print("|---|---|---|---|---|---|---|")
     for name in PHASES:
         r = merge(name, merged[name])
         print(f"| {name} | {r.rps:,.0f} | {r.percentile(50):.2f} | {r.percentile(99):.2f} | "
-              f"{r.percentile(50) / alone.percentile(50):.2f}x | {r.failures} | {reports[name].summary()} |")
+              f"{r.percentile(50) / alone.percentile(50):.2f}x / {r.percentile(99) / alone.percentile(99):.2f}x | "
+              f"{r.failures} | {reports[name].summary()} |")
+    print(f"\nload average (1/5/15 min) {load_before} before, {loadavg()} after; {os.cpu_count()} cores")
     print(f"\nunits taken from stock {taken}, recorded {recorded}: {'exact' if taken == recorded else 'MISMATCH'}")
     return 0 if taken == recorded else 1
 
