@@ -48,7 +48,7 @@ load: install ## a realistic mix against the running stack (`make run` first); L
 	$(BIN)/python bench/load.py --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
 
 BENCH_ARGS ?=
-bench: install ## seed toko_bench (1M items, 1M lines), every comparison against its floor, write docs/benchmarks.md; BENCH_ARGS="--rounds 6 --seconds 4 --reuse --keep"
+bench: install ## 1M items + 1M lines in toko_bench, every comparison against its floor, the table into docs/benchmarks.md (BENCH_ARGS="--reuse --keep")
 	scripts/pg-up
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
