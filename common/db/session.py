@@ -37,15 +37,25 @@ def make_engine(url: str, *, pool_size: int | None = None, application_name: str
         # No pre-ping round trip per checkout: _drop_dead_connections finds them without one.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": s.db_connect_timeout,
-            "application_name": application_name,
-            # A stuck statement must not hold a worker thread forever.
-            "options": f"-c statement_timeout={s.db_statement_timeout_ms}",
-        },
+        connect_args={"connect_timeout": s.db_connect_timeout, "application_name": application_name},
     )
+    event.listen(engine, "connect", _default_statement_timeout)
     event.listen(engine, "checkout", _drop_dead_connections)
     return engine
+
+
+def _default_statement_timeout(dbapi_connection, record) -> None:
+    """A stuck statement must not hold a worker thread forever: apply TOKO_DB_STATEMENT_TIMEOUT_MS.
+
+    Only where neither the role nor the database sets one, so an operator's
+    `ALTER ROLE toko_report IN DATABASE toko SET statement_timeout = ...` still governs that service
+    (a startup option would override it). Runs once per new connection, not per request.
+    """
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        if cursor.fetchone()[0] == "0":
+            cursor.execute("SET statement_timeout = %s", (get_settings().db_statement_timeout_ms,))
+    dbapi_connection.commit()
 
 
 def _drop_dead_connections(dbapi_connection, record, proxy) -> None:
