@@ -18,6 +18,12 @@ class Api(flask_smorest.Api):
 class Blueprint(flask_smorest.Blueprint):
     """A smorest blueprint whose `auth` decorator both enforces and documents the session."""
 
+    def arguments(self, schema, *args, **kwargs):
+        # webargs builds a new schema from a class on every request; one instance serves them all.
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
+
     def auth(self, func=None, *, admin: bool = False):
         def decorator(view):
             view = login_required(admin=admin)(view)
