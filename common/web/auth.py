@@ -67,7 +67,8 @@ def _load() -> Principal | None:
     if not token or len(token) > 512:
         return None
     session = db()
-    row = session.execute(_LOOKUP, {"h": hash_token(token)}).mappings().first()
+    # Core, not the ORM's execute: no entities are involved and this runs on every authenticated request.
+    row = session.connection().execute(_LOOKUP, {"h": hash_token(token)}).mappings().first()
     if row is None:
         return None
     idle_expires_at = row["idle_expires_at"]
