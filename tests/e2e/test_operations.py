@@ -146,3 +146,37 @@ def test_every_service_and_worker_recovers_from_a_database_restart(stack, admin)
     assert requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=10).status_code == 200
     for worker, pid in worker_pids.items():
         assert program_pid(stack, worker) == pid, f"{worker} survived without a restart"
+
+
+def test_stop_lets_an_in_flight_request_finish(stack):
+    """A request whose body is still arriving when `supervisorctl stop` starts is answered, not cut."""
+    import json
+    import socket
+    import threading
+
+    from tests.conftest import unique
+
+    name = unique("flight")
+    body = json.dumps({"username": name, "email": f"{name}@example.test", "password": "in-flight-password"}).encode()
+    conn = socket.create_connection(("127.0.0.1", stack.ports["user"]), timeout=30)
+    conn.sendall(b"POST /v1/users HTTP/1.1\r\nHost: toko\r\nContent-Type: application/json\r\n"
+                 b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:10])
+    time.sleep(0.5)  # the worker thread is now inside the request, waiting for the rest of the body
+    stopping = threading.Thread(target=stack.ctl, args=("stop", "svc_user"))
+    stopping.start()
+    try:
+        deadline = time.monotonic() + 10  # SIGTERM has reached gunicorn: the program is stopping
+        while "STOPPING" not in stack.ctl("status", "svc_user").stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "STOPPING" in stack.ctl("status", "svc_user").stdout
+        time.sleep(1)
+        conn.sendall(body[10:])
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+    finally:
+        conn.close()
+        stopping.join(timeout=60)
+        assert stack.ctl("start", "svc_user").returncode == 0
+        stack.wait_healthy(["user"])
