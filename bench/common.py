@@ -20,6 +20,7 @@ environment says otherwise; the floors connect as the same role as the service t
 from __future__ import annotations
 
 import atexit
+import argparse
 import os
 import re
 import shutil
@@ -308,6 +309,29 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def throughput_arguments(description: str, service: str) -> argparse.ArgumentParser:
+    """The options every service-against-floor throughput comparison takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per target (alternating)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
+    parser.add_argument("--service-log-level", default="INFO",
+                        help=f"{service}'s TOKO_LOG_LEVEL (INFO, as deployed, logs one line per request)")
+    parser.add_argument("--python-load", action="store_true", help="use Python threads even if wrk is installed")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    return parser
+
+
+class LatencySides:
+    """Per-request latencies in seconds, one list per named side, read in milliseconds."""
+
+    def p50(self, side: str) -> float:
+        return statistics.median(getattr(self, side)) * 1000
+
+    def p99(self, side: str) -> float:
+        return percentile(getattr(self, side), 99) * 1000
 
 
 def merge(label: str, results: list[LoadResult]) -> LoadResult:

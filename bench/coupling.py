@@ -243,8 +243,8 @@ def main() -> int:
     taken, recorded = transaction_purchase.sold_units(env, data.buyer)
 
     alone = merge("alone", merged["alone"])
-    print(f"\n| phase | purchases/s | purchase p50 ms | purchase p99 ms | p50 / p99 vs alone | purchase errors "
-          f"| reports |")
+    print("\n| phase | purchases/s | purchase p50 ms | purchase p99 ms | p50 / p99 vs alone | purchase errors "
+          "| reports |")
     print("|---|---|---|---|---|---|---|")
     for name in PHASES:
         r = merge(name, merged[name])

@@ -17,7 +17,6 @@ cases on its own 1,000,000-item catalogue.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (BenchEnv, Progress, admin_cursor, bench_environment, database_exists,  # noqa: E402
-                          drop_database, fresh_database, gunicorn_service, percentile, vacuum_analyze)
+                          drop_database, fresh_database, gunicorn_service, LatencySides, vacuum_analyze)
 
 DB_NAME = "toko_bench_deep"
 TARGET = 1.2
@@ -128,19 +127,12 @@ def depth_for(env: BenchEnv, filters: dict) -> int:
 
 
 @dataclass
-class DeepCase:
+class DeepCase(LatencySides):
     label: str
     depth: int
     first: list[float]  # seconds per request
     deep: list[float]
     errors: int
-
-    def p50(self, side: str) -> float:
-        """Median latency of one side in ms."""
-        return statistics.median(getattr(self, side)) * 1000
-
-    def p99(self, side: str) -> float:
-        return percentile(getattr(self, side), 99) * 1000
 
     @property
     def ratio(self) -> float:

@@ -14,7 +14,6 @@ comparison on its 1,000,000-item catalogue.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (BenchEnv, LoadResult, access_log_discarded, alternate, bench_environment,  # noqa: E402
                           closed_loop, cpu_per_request, drop_database, fresh_database, gunicorn_service,
-                          print_comparison, vacuum_analyze, wrk, wrk_available)
+                          print_comparison, throughput_arguments, vacuum_analyze, wrk, wrk_available)
 
 DB_NAME = "toko_bench_item"
 TARGET = 0.9
@@ -116,16 +115,8 @@ def cpu_in_process(item_id: int, n: int = 2000, log_level: str = "INFO") -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6, help="rounds per target (alternating)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of one round")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
+    parser = throughput_arguments(__doc__.splitlines()[0], SERVICE)
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--service-log-level", default="INFO",
-                        help="svc_item's TOKO_LOG_LEVEL (INFO, as deployed, logs one line per request)")
-    parser.add_argument("--python-load", action="store_true",
-                        help="use Python threads even if wrk is installed")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
 
     env = bench_environment(DB_NAME)

@@ -15,7 +15,6 @@ index it uses. bench/run_all.py runs the same windows on its own 1,000,000-line 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before bench/, whose common.py would hide toko's common package
 
 from bench.common import (BenchEnv, Progress, bench_environment, drop_database, fresh_database,  # noqa: E402
-                          gunicorn_service, percentile, vacuum_analyze)
+                          gunicorn_service, LatencySides, vacuum_analyze)
 
 DB_NAME = "toko_bench_report"
 TARGET = 1.3
@@ -147,19 +146,12 @@ def bind(sql: str, query) -> tuple[str, dict]:
 
 
 @dataclass
-class ReportCase:
+class ReportCase(LatencySides):
     label: str
     rows: int
     live: list[float]  # seconds per HTTP request
     raw: list[float]  # seconds per raw SQL execution
     errors: int
-
-    def p50(self, side: str) -> float:
-        """Median latency of one side in ms."""
-        return statistics.median(getattr(self, side)) * 1000
-
-    def p99(self, side: str) -> float:
-        return percentile(getattr(self, side), 99) * 1000
 
     @property
     def ratio(self) -> float:

@@ -240,7 +240,7 @@ def main() -> int:
         report.rows.append(throughput_row("item read, GET /v1/items/{id}", read.results, item_read.SERVICE,
                                           item_read.FLOOR, item_read.TARGET))
 
-        print(f"\n== purchase: one-line POST /v1/transactions, svc_transaction vs floor ==")
+        print("\n== purchase: one-line POST /v1/transactions, svc_transaction vs floor ==")
         buy = transaction_purchase.compare(env, data.buyer, **common_args)
         report.rows.append(throughput_row("purchase, POST /v1/transactions (1 line, bearer)", buy.results,
                                           transaction_purchase.SERVICE, transaction_purchase.FLOOR,

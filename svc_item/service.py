@@ -102,12 +102,16 @@ def list_categories(session: Session, *, page: int, per_page: int) -> list[Categ
     return list(session.execute(stmt).scalars())
 
 
-def create_category(session: Session, data: dict) -> Category:
-    category = Category(**data)
+def _insert(session: Session, row):
+    """Add a new row; the database settles its constraints (see _writing)."""
     with _writing(session):
-        session.add(category)
+        session.add(row)
         session.flush()
-    return category
+    return row
+
+
+def create_category(session: Session, data: dict) -> Category:
+    return _insert(session, Category(**data))
 
 
 def update_category(session: Session, category_id: int, changes: dict) -> Category:
@@ -161,11 +165,7 @@ def list_items(session: Session, *, page: int, per_page: int, q: str | None = No
 
 
 def create_item(session: Session, data: dict) -> Item:
-    item = Item(**data)
-    with _writing(session):
-        session.add(item)
-        session.flush()
-    return item
+    return _insert(session, Item(**data))
 
 
 def update_item(session: Session, item_id: int, changes: dict) -> Item:

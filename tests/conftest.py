@@ -124,12 +124,8 @@ def stack(database_url, tmp_path_factory):
     """Every service and worker running under supervisord against the run's database (one per run)."""
     from tests.e2e.stack import make_stack
 
-    s = make_stack(tmp_path_factory.mktemp("stack"), database_url)
-    s.start()
-    try:
+    with make_stack(tmp_path_factory.mktemp("stack"), database_url) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def pytest_collection_modifyitems(items):

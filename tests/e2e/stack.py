@@ -77,6 +77,12 @@ class Stack:
             logs = "\n".join(self.log(f"svc_{s}")[-1500:] for s in pending)
             raise RuntimeError(f"services not healthy after {timeout}s: {sorted(pending)}\n{logs}")
 
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is None:
             return

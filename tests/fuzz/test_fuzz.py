@@ -53,12 +53,8 @@ def fuzz_stack(fuzz_db, tmp_path_factory):
                 session.add(Item(sku=f"FZ-{n}-{m}", name=f"Fuzz item {n}-{m}", price=1000 * (m + 1), stock=1000,
                                  category_id=category.id))
         session.commit()
-    stack = make_stack(tmp_path_factory.mktemp("fuzz"), url)
-    stack.start()
-    try:
+    with make_stack(tmp_path_factory.mktemp("fuzz"), url) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

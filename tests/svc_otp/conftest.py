@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from common.db.session import driver_url
 from tests.conftest import TEST_DB
 from tests.conftest import scratch_database as shared_scratch_database
+from tests.e2e.stack import make_stack
 from tests.factories import Account, make_account
 
 
@@ -82,7 +83,12 @@ class Otps:
 
 
 @contextmanager
-def scratch_database(suffix: str) -> Iterator[str]:
-    """Another migrated database next to the run's, for a stack whose worker must not share the outbox."""
-    with shared_scratch_database(f"{TEST_DB}_{suffix}") as url:
-        yield url
+def extra_stack(tmp_path_factory, suffix: str, **env: str) -> Iterator[tuple]:
+    """Another stack on a migrated database of its own (its worker must not share the outbox): (stack, otps)."""
+    with shared_scratch_database(f"{TEST_DB}_{suffix}") as url, \
+            make_stack(tmp_path_factory.mktemp(f"otp_{suffix}_stack"), url, **env) as stack:
+        otps = Otps(stack, url)
+        try:
+            yield stack, otps
+        finally:
+            otps.close()

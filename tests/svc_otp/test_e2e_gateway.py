@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.stack import free_port, make_stack
-from tests.svc_otp.conftest import Otps, scratch_database, wait_for
+from tests.e2e.stack import free_port
+from tests.svc_otp.conftest import extra_stack, wait_for
 
 BACKOFF = 1
 MAX_ATTEMPTS = 3
@@ -78,17 +78,10 @@ def gateway():
 
 @pytest.fixture(scope="module")
 def gw_stack(gateway, tmp_path_factory):
-    with scratch_database("gw") as url:
-        stack = make_stack(tmp_path_factory.mktemp("otp_gateway_stack"), url, TOKO_OTP_SENDER="http",
-                           TOKO_OTP_GATEWAY_URL=gateway.url, TOKO_OTP_DELIVERY_BACKOFF_SECONDS=str(BACKOFF),
-                           TOKO_OTP_DELIVERY_MAX_ATTEMPTS=str(MAX_ATTEMPTS))
-        stack.start()
-        otps = Otps(stack, url)
-        try:
-            yield stack, otps
-        finally:
-            otps.close()
-            stack.stop()
+    with extra_stack(tmp_path_factory, "gw", TOKO_OTP_SENDER="http", TOKO_OTP_GATEWAY_URL=gateway.url,
+                     TOKO_OTP_DELIVERY_BACKOFF_SECONDS=str(BACKOFF),
+                     TOKO_OTP_DELIVERY_MAX_ATTEMPTS=str(MAX_ATTEMPTS)) as running:
+        yield running
 
 
 def phone() -> str:

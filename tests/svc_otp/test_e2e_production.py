@@ -14,25 +14,16 @@ import secrets
 import pytest
 
 from svc_otp.service import code_hasher
-from tests.e2e.stack import make_stack
-from tests.svc_otp.conftest import Otps, scratch_database, wrong
+from tests.svc_otp.conftest import extra_stack, wrong
 
 OTP_SECRET = secrets.token_hex(20)  # 40 characters, unique to the run
 
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory):
-    with scratch_database("prod") as url:
-        stack = make_stack(tmp_path_factory.mktemp("otp_production_stack"), url, TOKO_ENV="production",
-                           TOKO_SECRET_KEY=secrets.token_hex(20), TOKO_OTP_SECRET=OTP_SECRET,
-                           TOKO_ARGON2_PROFILE="owasp", TOKO_DB_ROLES="on")
-        stack.start()
-        otps = Otps(stack, url)
-        try:
-            yield stack, otps
-        finally:
-            otps.close()
-            stack.stop()
+    with extra_stack(tmp_path_factory, "prod", TOKO_ENV="production", TOKO_SECRET_KEY=secrets.token_hex(20),
+                     TOKO_OTP_SECRET=OTP_SECRET, TOKO_ARGON2_PROFILE="owasp", TOKO_DB_ROLES="on") as running:
+        yield running
 
 
 def recover_code(row: dict) -> str:
