@@ -52,14 +52,27 @@ def scratch_database(name: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _server_start_time():
+    admin = _admin_engine()
+    try:
+        with admin.connect() as conn:
+            return conn.execute(text("SELECT pg_postmaster_start_time()")).scalar_one()
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def database_url():
     """The run's database (every test shares it)."""
+    # The server is shared with other databases and other work: a run must never stop or restart it (a fault
+    # test that needs a dead database starts a cluster of its own, tests/e2e/pgcluster.py).
+    started = _server_start_time()
     try:
         with scratch_database(TEST_DB) as url:
             yield url
     finally:
         get_engine().dispose()
+    assert _server_start_time() == started, "the test run restarted the PostgreSQL server it was given"
 
 
 @pytest.fixture

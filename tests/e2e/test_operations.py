@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import configparser
-import os
-import shutil
 import subprocess
 import time
-from pathlib import Path
+from contextlib import contextmanager
 
 import pytest
 import requests
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from common.db.migrate import upgrade
+from common.db.session import driver_url
 from common.settings import SERVICES, get_settings
 from tests.e2e.load import Load
-from tests.e2e.stack import ROOT
-from tests.factories import committed_account, committed_item
+from tests.e2e.pgcluster import private_cluster, unavailable_reason
+from tests.e2e.stack import ROOT, make_stack
+from tests.factories import committed_account, committed_item, make_account
 
 
 @pytest.fixture(scope="module")
@@ -99,53 +104,49 @@ def test_stop_waits_longer_than_gunicorn_lets_requests_finish():
             assert parser.getboolean(section, "stopasgroup") and parser.getboolean(section, "killasgroup")
 
 
-def _cluster() -> tuple[str, str] | None:
-    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
-        return None
-    url = os.environ["DATABASE_URL"]
-    if "@127.0.0.1" not in url and "@localhost" not in url:
-        return None
-    return sorted(os.listdir("/etc/postgresql"))[-1], "main"
+@contextmanager
+def stack_on_a_private_database(tmp_path_factory):
+    """A stack whose database lives in a PostgreSQL cluster of its own, which the test may stop."""
+    with private_cluster() as cluster:
+        url = f"{cluster.server_url()}/toko"
+        engine = create_engine(driver_url(f"{cluster.server_url()}/postgres"), isolation_level="AUTOCOMMIT",
+                               poolclass=NullPool)
+        with engine.connect() as conn:
+            conn.execute(text("CREATE DATABASE toko"))
+        upgrade(url)
+        engine = create_engine(driver_url(url), poolclass=NullPool)
+        with Session(engine) as session, session.begin():
+            admin = make_account(session, "admin")
+        with make_stack(tmp_path_factory.mktemp("private_pg_stack"), url) as stack:
+            yield cluster, stack, admin
 
 
-def _pg(action: str) -> None:
-    version, name = _cluster()
-    args = ["pg_ctlcluster", "--skip-systemctl-redirect", version, name, action]
-    subprocess.run(args + (["-m", "fast"] if action == "stop" else []), check=True, capture_output=True, timeout=60)
-
-
-def _wait_pg(timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0:
-            return
-        time.sleep(0.3)
-    raise AssertionError("PostgreSQL did not come back")
-
-
-@pytest.mark.skipif(_cluster() is None, reason="needs a local PostgreSQL cluster managed by pg_ctlcluster")
-def test_every_service_and_worker_recovers_from_a_database_restart(stack, admin):
-    workers = [p for p in stack.ctl("status").stdout.split() if p.startswith("svc_") and p.endswith("_worker")]
-    worker_pids = {w: program_pid(stack, w) for w in workers}
-    _pg("stop")
-    try:
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+def test_every_service_and_worker_recovers_from_a_database_restart(tmp_path_factory):
+    with stack_on_a_private_database(tmp_path_factory) as (cluster, stack, admin):
+        assert requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=10).status_code == 200
+        workers = [p for p in stack.ctl("status").stdout.split() if p.startswith("svc_") and p.endswith("_worker")]
+        assert workers
+        worker_pids = {w: program_pid(stack, w) for w in workers}
+        cluster.stop()
+        try:
+            for service in SERVICES:
+                started = time.monotonic()
+                ready = requests.get(stack.url(service, "/readyz"), timeout=15)
+                assert time.monotonic() - started < 5, "answered quickly, no hang"
+                assert ready.status_code == 503
+                assert ready.json()["error"]["code"] == "database_unavailable"
+            down = requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=15)
+            assert down.status_code == 503 and down.headers["Retry-After"]
+        finally:
+            cluster.start()
+            cluster.wait_ready()
+        # The first request after the database is back succeeds, on every service.
         for service in SERVICES:
-            started = time.monotonic()
-            ready = requests.get(stack.url(service, "/readyz"), timeout=15)
-            assert time.monotonic() - started < 5, "answered quickly, no hang"
-            assert ready.status_code == 503
-            assert ready.json()["error"]["code"] == "database_unavailable"
-        down = requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=15)
-        assert down.status_code == 503 and down.headers["Retry-After"]
-    finally:
-        _pg("start")
-        _wait_pg()
-    # The first request after the database is back succeeds, on every service.
-    for service in SERVICES:
-        assert requests.get(stack.url(service, "/readyz"), timeout=10).status_code == 200, service
-    assert requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=10).status_code == 200
-    for worker, pid in worker_pids.items():
-        assert program_pid(stack, worker) == pid, f"{worker} survived without a restart"
+            assert requests.get(stack.url(service, "/readyz"), timeout=10).status_code == 200, service
+        assert requests.get(stack.url("user", "/v1/users/me"), headers=admin.headers, timeout=10).status_code == 200
+        for worker, pid in worker_pids.items():
+            assert program_pid(stack, worker) == pid, f"{worker} survived without a restart"
 
 
 def test_stop_lets_an_in_flight_request_finish(stack):
