@@ -1,11 +1,19 @@
-"""The gateway: one nginx origin (default :8080) routing by path to the five services."""
+"""The edge: one nginx owning every port a client can reach, rendered from the settings.
+
+Each service's gunicorn listens on a unix socket (`socket_path`); nginx listens on the service's own
+port (TOKO_<NAME>_PORT) and on the gateway port (TOKO_GATEWAY_PORT), buffers whole requests before a
+worker thread sees them (slow clients cost nginx a connection, not gunicorn a thread), sets X-Real-IP
+and X-Request-ID for the app, and answers its own and upstream failures in the contract's envelope.
+"""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from common.settings import Settings
+from common.swagger import dist_dir, swagger_page
 
 # Longest prefix wins in nginx; each service also stays reachable whole under /_<service>/.
 ROUTES = {
@@ -15,58 +23,212 @@ ROUTES = {
     "transaction": ["/v1/transactions"],
     "report": ["/v1/reports"],
 }
+# Operator endpoints: scraped and probed on the service ports from the host, never published on the gateway.
+OPERATOR_PATHS = ("metrics", "readyz")
+# What the gateway compresses (above GZIP_MIN_BYTES) for clients that accept gzip.
+GZIP_TYPES = ("application/json", "text/csv", "image/svg+xml")
+GZIP_MIN_BYTES = 2048
+_ERROR_URI = "/_toko_error/"
+# sun_path holds 108 bytes including the terminating NUL.
+_SUN_PATH_MAX = 107
+
+# nginx's own failures, as the contract's envelope: (status sent, code, message).
+# 494 is nginx's internal status for a header line or header set over large_client_header_buffers.
+# An unreachable upstream (502) is a service restarting or stopped: 503 with Retry-After, so clients retry.
+EDGE_ERRORS = {
+    400: (400, "bad_request", "The request is malformed."),
+    404: (404, "not_found", "No service serves this path."),
+    405: (405, "method_not_allowed", "The method is not allowed for this resource."),
+    408: (408, "request_timeout", "The request took too long to arrive."),
+    411: (411, "length_required", "The request needs a Content-Length."),
+    413: (413, "payload_too_large", "The request body is too large."),
+    414: (414, "uri_too_long", "The request line is too long."),
+    494: (431, "request_header_fields_too_large", "The request headers are too large."),
+    500: (500, "internal_error", "An internal error occurred."),
+    501: (501, "not_implemented", "The request uses a feature this server does not implement."),
+    502: (503, "service_unavailable", "The service is temporarily unavailable; try again shortly."),
+    503: (503, "service_unavailable", "The service is temporarily unavailable; try again shortly."),
+    504: (504, "gateway_timeout", "The service did not answer in time."),
+    505: (505, "http_version_not_supported", "The HTTP version is not supported."),
+}
+# One request id per request: the client's when it is well formed (as the app's rule), else nginx's own.
+_REQUEST_ID_MAP = """    map $http_x_request_id $toko_request_id {
+        "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;
+        default $request_id;
+    }"""
 
 
-def render_config(settings: Settings, var_dir: Path) -> str:
-    upstreams = "\n".join(
-        f"    upstream {service} {{ server {settings.bind_host}:{port}; keepalive 16; }}"
-        for service, port in settings.ports.items())
+def run_dir(root: Path | None = None) -> Path:
+    """Where the services' sockets live: var/run beside supervisord.conf (supervisor's directory)."""
+    return (root or Path.cwd()) / "var" / "run"
+
+
+def socket_path(service: str, root: Path | None = None) -> Path:
+    """The unix socket a service's gunicorn binds and nginx proxies to."""
+    path = run_dir(root).resolve() / f"svc_{service}.sock"
+    if len(os.fsencode(str(path))) > _SUN_PATH_MAX:
+        raise SystemExit(f"the socket path {path} is longer than {_SUN_PATH_MAX} bytes: run toko from a "
+                         "shorter directory")
+    return path
+
+
+def upstream_servers(settings: Settings, service: str, root: Path | None = None) -> list[str]:
+    """The `server` lines of a service's upstream (a list, so several hosts can share one service)."""
+    return [f"unix:{socket_path(service, root)}"]
+
+
+def _json(status: int, code: str, message: str, details: str = "{}") -> str:
+    """An nginx `return` string holding the envelope ($variables in details are expanded by nginx)."""
+    body = '{"error": {"code": "%s", "message": %s, "details": %s}}' % (code, json.dumps(message), details)
+    return "'" + body.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _own_headers(extra: dict | None = None) -> str:
+    """Headers on every response nginx makes itself (add_header does not inherit into a location that
+    has its own, so each such location gets the whole set)."""
+    headers = {"X-Request-ID": "$toko_request_id", "X-Content-Type-Options": "nosniff",
+               "Cache-Control": "no-store", **(extra or {})}
+    return " ".join(f"add_header {name} {value} always;" for name, value in headers.items())
+
+
+def _error_locations() -> str:
+    # URIs, not named locations: nginx cannot redirect a request whose request line it could not parse
+    # (400, 414) to a named location, while an internal URI works for every error.
+    lines = []
+    for source, (status, code, message) in EDGE_ERRORS.items():
+        details = '{"request_id": "$toko_request_id"}' if status == 500 else "{}"
+        extra = {"Retry-After": "1"} if status == 503 else None
+        lines.append(f"        location = {_ERROR_URI}{source} {{ internal; default_type application/json; "
+                     f"{_own_headers(extra)} return {status} {_json(status, code, message, details)}; }}")
+    return "\n".join(lines)
+
+
+def _error_pages() -> str:
+    return "\n".join(f"    error_page {source} ={status} {_ERROR_URI}{source};"
+                     for source, (status, _, _) in EDGE_ERRORS.items())
+
+
+def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
+    """proxy_pass with the headers the app relies on (a location's proxy_set_header replaces all
+    inherited ones, so every proxying location carries the whole set)."""
+    return (f"proxy_pass http://{upstream}{path}; "
+            "proxy_set_header Host $http_host; "
+            "proxy_set_header Connection \"\"; "
+            "proxy_set_header X-Real-IP $remote_addr; "
+            "proxy_set_header X-Request-ID $toko_request_id; "
+            f"proxy_set_header X-Forwarded-Prefix \"{prefix}\"; "
+            "proxy_set_header X-Forwarded-For \"\";")
+
+
+def _service_server(settings: Settings, service: str) -> str:
+    return f"""    server {{
+        listen {settings.bind_host}:{settings.port_for(service)};
+        location / {{ {_proxy(f"svc_{service}")} }}
+{_error_locations()}
+    }}"""
+
+
+def _gateway_server(settings: Settings, var_dir: Path) -> str:
     locations = []
     for service, prefixes in ROUTES.items():
         for prefix in prefixes:
-            locations.append(f"        location {prefix} {{ proxy_pass http://{service}; }}")
-        locations.append(f"        location /_{service}/ {{ proxy_pass http://{service}/; }}")
+            locations.append(f"        location {prefix} {{ {_proxy(f'svc_{service}')} }}")
+        locations.append(f"        location /_{service}/ {{ {_proxy(f'svc_{service}', f'/_{service}', '/')} }}")
+    operator = "|".join(OPERATOR_PATHS)
+    services = "|".join(ROUTES)
+    not_found = _json(404, "not_found", "No service serves this path.")
+    return f"""    server {{
+        listen {settings.bind_host}:{settings.gateway_port};
+        gzip on;
+        gzip_types {" ".join(GZIP_TYPES)};
+        gzip_min_length {GZIP_MIN_BYTES};
+        gzip_proxied any;
+        gzip_vary on;
+        gzip_comp_level 5;
+{chr(10).join(locations)}
+        location ~ ^/_({services})/({operator})$ {{ default_type application/json; {_own_headers()} return 404 {not_found}; }}
+        location = /healthz {{ access_log off; default_type application/json; {_own_headers()} return 200 '{{"data": {{"service": "gateway", "status": "ok"}}}}'; }}
+        location = /docs {{ {_own_headers()} return 301 /docs/; }}
+        location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {_own_headers()} root {var_dir}/docs; try_files /index.html =404; }}
+        location /docs/ {{ types {{ text/css css; application/javascript js; image/png png; }} {_own_headers()} alias {dist_dir()}/; }}
+        location / {{ default_type application/json; {_own_headers()} return 404 {not_found}; }}
+{_error_locations()}
+    }}"""
+
+
+def render_config(settings: Settings, var_dir: Path, root: Path | None = None) -> str:
+    """nginx.conf for every service port and the gateway; `root` is where var/run (the sockets) lives."""
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers keep toko's identity to reach its sockets
+    upstreams = "\n".join(
+        f"    upstream svc_{service} {{ "
+        + " ".join(f"server {server};" for server in upstream_servers(settings, service, root))
+        + " keepalive 16; keepalive_timeout 50s; }"
+        for service in settings.ports)
+    servers = "\n".join(_service_server(settings, service) for service in settings.ports)
     return f"""# Rendered by `toko gateway` from common/gateway.py; do not edit.
-worker_processes 1;
+{user}worker_processes auto;
+worker_rlimit_nofile 16384;
 pid {var_dir}/nginx.pid;
 error_log stderr warn;
 daemon off;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    server_tokens off;
+    absolute_redirect off;
     client_body_temp_path {var_dir}/client_body;
     proxy_temp_path {var_dir}/proxy;
     fastcgi_temp_path {var_dir}/fastcgi;
     uwsgi_temp_path {var_dir}/uwsgi;
     scgi_temp_path {var_dir}/scgi;
     client_max_body_size {settings.max_body_bytes};
+    # A slow client holds an nginx connection (cheap), never a gunicorn thread: whole headers within
+    # 10 s, no gap over 10 s in a body, which nginx buffers before passing the request on.
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    send_timeout 30s;
+    keepalive_timeout 30s;
+    large_client_header_buffers 4 8k;
+    proxy_http_version 1.1;
+    proxy_connect_timeout 2s;
+    proxy_read_timeout {settings.edge_read_timeout}s;
+    proxy_send_timeout 60s;
+    proxy_request_buffering on;
+    proxy_buffering on;
+{_REQUEST_ID_MAP}
+    # The app writes one JSON line per request it answers; nginx writes the ones it answers alone.
+    log_format toko escape=json '{{"ts": "$time_iso8601", "level": "info", "service": "edge", '
+        '"msg": "request", "port": "$server_port", "method": "$request_method", "path": "$request_uri", '
+        '"status": "$status", "upstream_status": "$upstream_status", "request_id": "$toko_request_id", '
+        '"duration_ms": "$request_time"}}';
+    map $upstream_status $toko_edge_answered {{ "" 1; "~(^|\\s)50[234]$" 1; default 0; }}
+    access_log /dev/stdout toko if=$toko_edge_answered;
+{_error_pages()}
 {upstreams}
-    server {{
-        listen {settings.bind_host}:{settings.gateway_port};
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Prefix "";
-        proxy_connect_timeout 2s;
-        proxy_read_timeout 60s;
-{chr(10).join(locations)}
-        location = /healthz {{ default_type application/json; return 200 '{{"data": {{"service": "gateway", "status": "ok"}}}}'; }}
-        location / {{
-            default_type application/json;
-            return 404 '{{"error": {{"code": "not_found", "message": "No service serves this path.", "details": {{}}}}}}';
-        }}
-    }}
+{servers}
+{_gateway_server(settings, var_dir)}
 }}
 """
 
 
+def render_docs_page(settings: Settings) -> str:
+    """The gateway's one Swagger UI page listing every service's OpenAPI document."""
+    urls = [{"url": f"/_{service}/openapi.json", "name": service} for service in ROUTES]
+    return swagger_page("toko API", {"urls": urls, "urls.primaryName": "user"})
+
+
 def exec_nginx(settings: Settings, var_dir: Path) -> None:
     """Render the config and replace this process with nginx in the foreground."""
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    nginx = find_nginx()
     if nginx is None:
-        raise SystemExit("nginx is not installed: the gateway needs it (Debian: apt-get install nginx)")
+        raise SystemExit("nginx is not installed: toko's ports need it (Debian: apt-get install nginx)")
     var_dir.mkdir(parents=True, exist_ok=True)
+    (var_dir / "docs").mkdir(exist_ok=True)
+    (var_dir / "docs" / "index.html").write_text(render_docs_page(settings))
     conf = var_dir / "nginx.conf"
     conf.write_text(render_config(settings, var_dir.resolve()))
     os.execv(nginx, [nginx, "-c", str(conf.resolve()), "-e", "stderr"])
+
+
+def find_nginx() -> str | None:
+    """nginx's path, or None when it is not installed."""
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -13,6 +14,7 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/toko"
 # Secrets that are fine on a laptop and fatal in production.
 _DEV_SECRET = "dev-insecure-secret-change-me"
 _PLACEHOLDERS = ("", "change-me", "changeme", "secret", _DEV_SECRET)
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
 class SettingsError(RuntimeError):
@@ -58,6 +60,10 @@ class Settings:
     db_connect_timeout: int = 3
     db_statement_timeout_ms: int = 15000
     max_body_bytes: int = 1024 * 1024
+    # Exact origins (scheme://host[:port]) whose browser pages may call the API with credentials; none: CORS off.
+    cors_origins: tuple = ()
+    # How long the edge (nginx) waits for a service's answer before a 504 envelope.
+    edge_read_timeout: int = 60
     # Sessions
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
@@ -149,6 +155,11 @@ def load_settings(environ: dict | None = None) -> Settings:
     report_test_delay = _int(env, "TOKO_REPORT_TEST_DELAY_SECONDS", 0, lo=0, hi=3600)
     if report_test_delay and name != "test":
         raise SettingsError("TOKO_REPORT_TEST_DELAY_SECONDS may be set only when TOKO_ENV=test")
+    cors_origins = tuple(env.get("TOKO_CORS_ORIGINS", "").replace(",", " ").split())
+    for origin in cors_origins:
+        if not _ORIGIN.match(origin):
+            raise SettingsError(f"TOKO_CORS_ORIGINS lists exact origins such as https://shop.example "
+                                f"(scheme, host, optional port; no path, no wildcard), got {origin!r}")
     return Settings(
         env=name,
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -170,6 +181,8 @@ def load_settings(environ: dict | None = None) -> Settings:
         db_connect_timeout=_int(env, "TOKO_DB_CONNECT_TIMEOUT", 3, lo=1, hi=60),
         db_statement_timeout_ms=_int(env, "TOKO_DB_STATEMENT_TIMEOUT_MS", 15000, lo=0),
         max_body_bytes=_int(env, "TOKO_MAX_BODY_BYTES", 1024 * 1024, lo=1024),
+        cors_origins=cors_origins,
+        edge_read_timeout=_int(env, "TOKO_EDGE_READ_TIMEOUT", 60, lo=1, hi=3600),
         session_idle_seconds=_int(env, "TOKO_SESSION_IDLE_SECONDS", 30 * 60, lo=1),
         session_absolute_seconds=_int(env, "TOKO_SESSION_ABSOLUTE_SECONDS", 12 * 3600, lo=1),
         session_touch_seconds=_int(env, "TOKO_SESSION_TOUCH_SECONDS", 60, lo=0),

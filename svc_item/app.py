@@ -15,4 +15,5 @@ their `category` and show money as `{"amount", "currency"}`. A v1 client never s
 
 
 def create_app():
-    return _create_app("item", [api_v1.items, api_v1.categories, api_v2.items], description=DESCRIPTION)
+    return _create_app("item", [api_v1.items, api_v1.categories, api_v2.items], description=DESCRIPTION,
+                       public_reads=True)

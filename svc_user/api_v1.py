@@ -7,6 +7,7 @@ from common.errors import ApiError
 from common.security import SESSION_COOKIE
 from common.settings import get_settings
 from common.web import Blueprint, db, require_principal
+from common.web.edge import client_address
 from common.web.pagination import offset_page
 from common.web.schemas import PageArgs, envelope
 from svc_user import service
@@ -100,7 +101,7 @@ def delete_user(user_id):
 @sessions.errors(401, 429)
 def log_in(body):
     """Log in: the token comes in the body and as the toko_session cookie."""
-    outcome = service.login(db(), body["username"], body["password"], client_addr=request.remote_addr,
+    outcome = service.login(db(), body["username"], body["password"], client_addr=client_address(request.environ),
                             user_agent=request.headers.get("User-Agent"))
     db().commit()
     if isinstance(outcome, ApiError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import flask_smorest
 
 from common.web.auth import SECURITY, login_required
+from common.web.body import Parser
 from common.web.errors import register_error_handlers
 from common.web.schemas import ErrorSchema
 
@@ -17,6 +18,8 @@ class Api(flask_smorest.Api):
 
 class Blueprint(flask_smorest.Blueprint):
     """A smorest blueprint whose `auth` decorator both enforces and documents the session."""
+
+    ARGUMENTS_PARSER = Parser()
 
     def arguments(self, schema, *args, **kwargs):
         # webargs builds a new schema from a class on every request; one instance serves them all.

@@ -8,14 +8,18 @@ import time
 from typing import Iterable
 
 from flask import Flask, g, request
-from flask_swagger_ui import get_swaggerui_blueprint
 
 from common.errors import ApiError
 from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.web.db import init_db
+from common.web.body import JSONProvider, unstorable
+from common.web.db import close_session, init_db
+from common.web.docs import docs_blueprint
+from common.web.edge import EdgePrefix
+from common.web.errors import database_unavailable
+from common.web.headers import decorate, preflight
 from common.web.health import blp as health_blp
 from common.web.metrics import observe, register_metrics
 
@@ -24,11 +28,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "") -> Flask:
-    """A Flask app for one toko service: envelope, errors, request ids, logs, probes, OpenAPI, docs."""
+def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "",
+               public_reads: bool = False) -> Flask:
+    """A Flask app for one toko service: envelope, errors, request ids, logs, probes, OpenAPI, docs.
+
+    public_reads: anonymous GETs answer data anyone may see (the catalogue), so they may be cached.
+    """
     settings = get_settings()
     configure_logging(service, settings.log_level)
     app = Flask(f"svc_{service}")
+    app.json = JSONProvider(app)
     app.config.update(
         API_TITLE=f"toko {service} service",
         API_VERSION="1",
@@ -42,18 +51,18 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
     api = Api(app, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
-    _register_request_hooks(app, service)
+    _register_request_hooks(app, service, public_reads, frozenset(settings.cors_origins))
     register_metrics(app)
     api.register_blueprint(health_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
-    app.register_blueprint(get_swaggerui_blueprint(
-        "/docs", "/openapi.json", config={"app_name": f"toko {service} service"}), url_prefix="/docs")
+    app.register_blueprint(docs_blueprint(service))
+    app.wsgi_app = EdgePrefix(app.wsgi_app)
     app.extensions["toko"]["api"] = api
     return app
 
 
-def _register_request_hooks(app: Flask, service: str) -> None:
+def _register_request_hooks(app: Flask, service: str, public_reads: bool, origins: frozenset) -> None:
     # These run on every request of every service: the proxies are resolved once per hook.
     @app.before_request
     def _start():
@@ -61,6 +70,10 @@ def _register_request_hooks(app: Flask, service: str) -> None:
         ctx.started = time.perf_counter()
         incoming = req.headers.get("X-Request-ID", "")
         ctx.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        if origins and req.method == "OPTIONS":
+            answer = preflight(req, origins)
+            if answer is not None:
+                return answer
         if req.method in _BODY_METHODS and req.routing_exception is None and _has_body(req) and not req.is_json:
             raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)
         _reject_unstorable_text(req)
@@ -68,40 +81,29 @@ def _register_request_hooks(app: Flask, service: str) -> None:
     @app.after_request
     def _finish(response):
         req, ctx = request._get_current_object(), g._get_current_object()
+        session = ctx.get("_db")
+        engine = session.get_bind().engine if session is not None else None
+        # End the transaction before logging and counting, so a connection lost meanwhile is answered,
+        # logged and counted as the 503 it is.
+        if session is not None and close_session() is not None:
+            response = database_unavailable()
         response.headers["X-Request-ID"] = ctx.get("request_id") or os.urandom(16).hex()
+        decorate(response, req, public_reads=public_reads, origins=origins)
         seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
         route = req.url_rule.rule if req.url_rule else None
         access_log.info("request", extra={
             "method": req.method, "path": req.path, "route": route, "status": response.status_code,
             "duration_ms": round(seconds * 1000, 2), "user_id": ctx.get("user_id")})
-        session = ctx.get("_db")
-        observe(service, req.method, route, response.status_code, seconds, session and session.get_bind().engine)
+        observe(service, req.method, route, response.status_code, seconds, engine)
         return response
 
 
-def _unstorable(value) -> bool:
-    """NUL characters and lone surrogates: valid in JSON and Python, refused by PostgreSQL's text types."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_unstorable(v) for v in value)
-    return False
-
-
 def _reject_unstorable_text(req) -> None:
-    bad = [key for key, values in req.args.lists() if _unstorable(key) or _unstorable(values)] \
+    bad = [key for key, values in req.args.lists() if unstorable(key) or unstorable(values)] \
         if req.query_string else []
     if req.is_json and _has_body(req):
         body = req.get_json(silent=True)
-        if _unstorable(body):
+        if unstorable(body):
             bad.append("body")
     if bad:
         raise ApiError("Text must not contain NUL characters or unpaired surrogates.", code="validation_error",

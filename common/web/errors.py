@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, jsonify
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError,
+                            SQLAlchemyError)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from common.errors import ApiError
@@ -83,11 +85,21 @@ def handle_data_error(error: DataError):
     return error_response(422, "validation_error", "A value is out of range or of the wrong type.")
 
 
-def handle_operational_error(error: DBAPIError):
-    # The database is down, restarting or timed out: answer fast and let the client retry.
-    log.warning("database unavailable: %s", type(error.orig).__name__ if error.orig else error)
+def database_unavailable():
     return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.",
                           headers={"Retry-After": "1"})
+
+
+def handle_operational_error(error: SQLAlchemyError):
+    # The database is down, restarting, dropped the connection or timed out: answer fast, let the client retry.
+    log.warning("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
+    return database_unavailable()
+
+
+def handle_dbapi_error(error: DBAPIError):
+    if error.connection_invalidated:
+        return handle_operational_error(error)
+    return _internal(error)
 
 
 def _internal(error: BaseException):
@@ -108,4 +120,10 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(OperationalError, handle_operational_error)
+    # psycopg2 reports a connection the server closed as InterfaceError ("connection already closed")
+    # or as a DatabaseError SQLAlchemy marks invalidated; an exhausted pool is the database being slow:
+    # all of them are a retryable 503.
+    app.register_error_handler(InterfaceError, handle_operational_error)
+    app.register_error_handler(PoolTimeout, handle_operational_error)
+    app.register_error_handler(DBAPIError, handle_dbapi_error)
     app.register_error_handler(Exception, handle_unexpected)

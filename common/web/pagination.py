@@ -11,6 +11,7 @@ from sqlalchemy import Select, literal, tuple_
 
 from common.errors import BadRequest
 from common.settings import get_settings
+from common.web.body import loads, unstorable
 
 
 def offset_page(stmt: Select, page: int, per_page: int) -> Select:
@@ -37,11 +38,17 @@ class CursorCodec:
             raw, signature = blob[:-16], blob[-16:]
             if len(blob) <= 16 or not hmac.compare_digest(signature, self._sign(raw)):
                 raise ValueError("bad signature")
-            payload = json.loads(raw)
+            payload = loads(raw)
             if payload["q"] != _fingerprint(query):
                 raise ValueError("cursor from another query")
-            return list(payload["p"])
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+            position = payload["p"]
+            # Signed is not sane: whoever holds the secret (the development one is public) can sign
+            # anything, so only flat lists of storable scalars reach a query.
+            if not isinstance(position, list) or unstorable(position) or not all(
+                    isinstance(v, (int, str)) and not isinstance(v, bool) for v in position):
+                raise ValueError("not a position")
+            return position
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise BadRequest("The cursor is invalid or belongs to another query.", code="invalid_cursor") from None
 
 

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import requests
 
+from common.gateway import find_nginx
 from common.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +51,8 @@ class Stack:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self, timeout: float = 60) -> "Stack":
+        if find_nginx() is None:
+            pytest.skip("nginx is not installed (apt-get install nginx): it owns every port of the stack")
         (self.home / "var/log").mkdir(parents=True, exist_ok=True)
         for name in ("supervisord.conf", "gunicorn.conf.py", ".venv"):
             link = self.home / name
@@ -60,13 +64,15 @@ class Stack:
         self.wait_healthy(timeout=timeout)
         return self
 
-    def wait_healthy(self, services=SERVICES, timeout: float = 60) -> None:
+    def wait_healthy(self, services=(*SERVICES, "gateway"), timeout: float = 60) -> None:
+        """Every service answers /healthz on its port (through nginx), and the gateway its own."""
         deadline = time.monotonic() + timeout
         pending = set(services)
         while pending and time.monotonic() < deadline:
             for service in list(pending):
+                url = self.gateway_url("/healthz") if service == "gateway" else self.url(service, "/healthz")
                 try:
-                    if requests.get(self.url(service, "/healthz"), timeout=1).status_code == 200:
+                    if requests.get(url, timeout=1).status_code == 200:
                         pending.discard(service)
                 except requests.RequestException:
                     pass
@@ -74,7 +80,7 @@ class Stack:
                 raise RuntimeError(f"supervisord exited: {self.log('supervisord')[-2000:]}")
             time.sleep(0.2)
         if pending:
-            logs = "\n".join(self.log(f"svc_{s}")[-1500:] for s in pending)
+            logs = "\n".join(self.log("gateway" if s == "gateway" else f"svc_{s}")[-1500:] for s in pending)
             raise RuntimeError(f"services not healthy after {timeout}s: {sorted(pending)}\n{logs}")
 
     def __enter__(self) -> "Stack":

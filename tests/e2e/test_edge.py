@@ -1,0 +1,195 @@
+"""The edge: nginx owns every port a client reaches, and every error it makes is toko's envelope."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from common.db.models import UserSession as SessionRow
+from common.db.session import session_scope
+from common.gateway import find_nginx, render_config, socket_path
+from common.settings import SERVICES, load_settings
+from tests.e2e.stack import free_port
+from tests.factories import PASSWORD, committed_account
+
+pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (apt-get install nginx)")
+
+
+def raw(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send bytes as they are (no client library fixing them up) and read the answer to the end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(data)
+        answer = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")]
+                if length and len(body) >= length[0]:
+                    break
+    return answer
+
+
+def parse(answer: bytes) -> tuple[int, dict, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def assert_envelope(status: int, headers: dict, body: bytes, expected_status: int, code: str) -> None:
+    import json
+
+    assert status == expected_status, (status, headers, body[:300])
+    assert headers["content-type"].startswith("application/json"), headers
+    assert json.loads(body)["error"]["code"] == code
+    assert headers.get("x-request-id"), headers
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert "/" not in headers.get("server", ""), "no server version"
+    assert b"<html" not in body.lower()
+
+
+def ports(stack):
+    return [("item", stack.ports["item"]), ("gateway", int(stack.env["TOKO_GATEWAY_PORT"]))]
+
+
+@pytest.mark.parametrize("case", ["garbage", "bad_header", "broken_chunk", "uri_too_long", "headers_too_large",
+                                  "body_too_large"])
+def test_every_error_of_the_web_server_is_an_envelope(stack, case):
+    long_path = "/v1/items/" + "a" * 9000
+    big_header = "X-Big: " + "b" * 9000
+    requests_ = {
+        "garbage": (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        "bad_header": (b"GET /v1/items HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "bad_request"),
+        "broken_chunk": (b"POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400, "bad_request"),
+        "uri_too_long": (f"GET {long_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 414, "uri_too_long"),
+        "headers_too_large": (f"GET /v1/items HTTP/1.1\r\nHost: x\r\n{big_header}\r\n\r\n".encode(), 431,
+                              "request_header_fields_too_large"),
+        "body_too_large": (b"POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 5000000\r\n\r\n{", 413, "payload_too_large"),
+    }
+    data, status, code = requests_[case]
+    for _, port in ports(stack):
+        assert_envelope(*parse(raw(port, data)), status, code)
+
+
+def test_a_service_down_behind_its_port_answers_503_with_retry_after(stack):
+    assert stack.ctl("stop", "svc_report").returncode == 0
+    try:
+        for url in (stack.url("report", "/v1/reports"), stack.gateway_url("/v1/reports"),
+                    stack.gateway_url("/_report/healthz")):
+            response = requests.get(url, headers={"X-Request-ID": "down-1"}, timeout=5)
+            assert_envelope(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                            response.content, 503, "service_unavailable")
+            assert response.headers["Retry-After"] == "1"
+            assert response.headers["X-Request-ID"] == "down-1"
+    finally:
+        assert stack.ctl("start", "svc_report").returncode == 0
+        stack.wait_healthy(["report"])
+
+
+def test_responses_name_no_server_version(stack):
+    for service in SERVICES:
+        response = requests.get(stack.url(service, "/healthz"), timeout=5)
+        assert response.headers.get("Server") == "nginx", response.headers
+    for path in ("/healthz", "/v1/items", "/nowhere"):
+        response = requests.get(stack.gateway_url(path), timeout=5)
+        assert response.headers.get("Server") == "nginx", response.headers
+
+
+def test_the_client_address_is_the_tcp_peer_never_a_header(stack):
+    account = committed_account(password=PASSWORD)
+    for url in (stack.url("user", "/v1/sessions"), stack.gateway_url("/v1/sessions")):
+        response = requests.post(url, json={"username": account.username, "password": PASSWORD},
+                                 headers={"X-Real-IP": "203.0.113.9", "X-Forwarded-For": "203.0.113.9"},
+                                 timeout=10)
+        assert response.status_code == 201, response.text
+    with session_scope() as session:
+        addresses = session.scalars(select(SessionRow.client_addr).where(
+            SessionRow.user_id == account.id, SessionRow.client_addr.is_not(None))).all()
+    assert addresses == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_the_request_id_is_the_clients_when_well_formed_else_a_new_one(stack):
+    for url in (stack.url("item", "/v1/items?per_page=1"), stack.gateway_url("/v1/items?per_page=1"),
+                stack.gateway_url("/nowhere")):
+        assert requests.get(url, headers={"X-Request-ID": "edge-42"}, timeout=5).headers["X-Request-ID"] == "edge-42"
+        fresh = requests.get(url, headers={"X-Request-ID": "bad id\tx"}, timeout=5).headers["X-Request-ID"]
+        assert fresh != "bad id\tx" and len(fresh) >= 16
+    assert '"request_id": "edge-42"' in stack.log("svc_item")
+
+
+def test_gunicorn_listens_only_on_its_unix_socket(stack):
+    for service in SERVICES:
+        path = socket_path(service, stack.home)
+        assert path.is_socket()
+        assert path.stat().st_mode & 0o077 == 0, "only toko's own user reaches the socket"
+
+
+# -- a gateway timeout needs a service that never answers: nginx alone, in front of a silent socket -----------
+
+@pytest.fixture
+def silent_edge(tmp_path):
+    root = Path(tmp_path)
+    (root / "var" / "run").mkdir(parents=True)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(socket_path("item", root)))
+    listener.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {f"TOKO_{s.upper()}_PORT": str(free_port()) for s in SERVICES}
+    env.update(TOKO_GATEWAY_PORT=str(free_port()), TOKO_EDGE_READ_TIMEOUT="1")
+    settings = load_settings(env)
+    var = root / "var" / "gateway"
+    var.mkdir()
+    (var / "nginx.conf").write_text(render_config(settings, var, root))
+    nginx = subprocess.Popen([find_nginx(), "-c", str(var / "nginx.conf"), "-e", "stderr"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", settings.port_for("item")), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield settings
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_service_that_does_not_answer_in_time_gets_a_504_envelope(silent_edge):
+    response = requests.get(f"http://127.0.0.1:{silent_edge.port_for('item')}/v1/items", timeout=10)
+    assert_envelope(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                    response.content, 504, "gateway_timeout")
+    response = requests.get(f"http://127.0.0.1:{silent_edge.gateway_port}/v1/items", timeout=10)
+    assert response.status_code == 504 and response.json()["error"]["code"] == "gateway_timeout"
