@@ -100,6 +100,10 @@ def dropping_app(database_url):
 
 @pytest.mark.parametrize("path", ["/drop-then-401", "/drop-then-query"])
 def test_a_connection_lost_mid_request_is_a_503_envelope(dropping_app, path, caplog):
+    from common.web.metrics import REQUESTS
+
+    counted = REQUESTS.labels("item", "GET", path, "503")
+    before = counted._value.get()
     client = dropping_app.test_client()
     with caplog.at_level("INFO"):
         response = client.get(path, headers={"X-Request-ID": "lost-1"})
@@ -109,5 +113,6 @@ def test_a_connection_lost_mid_request_is_a_503_envelope(dropping_app, path, cap
     assert response.headers["X-Request-ID"] == "lost-1"
     access = [r for r in caplog.records if r.name == "toko.access"]
     assert [r.status for r in access] == [503], "logged with the status the client got"
+    assert counted._value.get() == before + 1, "counted with the status the client got"
     # The next request gets a working connection.
     assert client.get("/readyz").status_code == 200

@@ -1,6 +1,8 @@
 """The gateway: one origin routing by path to every service (needs nginx)."""
+import re
 import shutil
 import time
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -41,3 +43,71 @@ def test_paths_route_to_their_service(stack):
     assert requests.get(stack.gateway_url("/v1/users/me"), timeout=5).status_code == 401
     missing = requests.get(stack.gateway_url("/nowhere"), timeout=5)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_operator_endpoints_are_not_published(stack):
+    wait_gateway(stack)
+    for service in ROUTES:
+        for path in (f"/_{service}/metrics", f"/_{service}/readyz", f"/_{service}//metrics",
+                     f"/_{service}/%6Detrics", f"/_{service}/metrics?x=1"):
+            response = requests.get(stack.gateway_url(path), timeout=5)
+            assert response.status_code == 404, (path, response.status_code)
+            assert response.json()["error"]["code"] == "not_found"
+        # Scrapers and probes use the service's own port on the host.
+        assert requests.get(stack.url(service, "/metrics"), timeout=5).text.startswith("#")
+    assert requests.get(stack.gateway_url("/metrics"), timeout=5).status_code == 404
+
+
+def test_json_csv_and_svg_are_gzipped_above_a_few_kib(stack):
+    from tests.factories import committed_item
+
+    wait_gateway(stack)
+    for _ in range(30):
+        committed_item(name="Gzip item with a long enough name " + "x" * 40)
+    page = requests.get(stack.gateway_url("/v1/items?per_page=100"), headers={"Accept-Encoding": "gzip"},
+                        timeout=10, stream=True)
+    raw = page.raw.read(decode_content=False)
+    assert page.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in page.headers["Vary"]
+    assert raw[:2] == b"\x1f\x8b" and len(raw) < int(len(__import__("gzip").decompress(raw)) / 3)
+    plain = requests.get(stack.gateway_url("/v1/items?per_page=100"), headers={"Accept-Encoding": "identity"},
+                         timeout=10)
+    assert "Content-Encoding" not in plain.headers and len(plain.content) > 4096
+    small = requests.get(stack.gateway_url("/v1/items?per_page=1"), headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert "Content-Encoding" not in small.headers, "a small answer is not worth compressing"
+    from common.gateway import render_config
+    from common.settings import load_settings
+
+    config = render_config(load_settings({}), stack.home / "var/gateway", stack.home)
+    gateway_server = config.rsplit("server {", 1)[1]
+    assert "gzip_types application/json text/csv image/svg+xml;" in gateway_server
+
+
+def test_swagger_ui_works_under_the_gateway_prefix(stack):
+    wait_gateway(stack)
+    http = requests.Session()
+    for service in ROUTES:
+        redirect = http.get(stack.gateway_url(f"/_{service}/docs"), allow_redirects=False, timeout=5)
+        assert redirect.status_code in (301, 302, 308)
+        followed = http.get(stack.gateway_url(f"/_{service}/docs"), timeout=5)
+        assert followed.url == stack.gateway_url(f"/_{service}/docs/"), "port and prefix kept"
+        page = followed.text
+        assert "validatorUrl\": null" in page and "validator.swagger.io" not in page
+        # Every asset and the spec resolve under the prefix (relative to the page).
+        for asset in re.findall(r'(?:href|src)="([^"]+)"', page) + ["../openapi.json"]:
+            url = urljoin(followed.url, asset)
+            assert url.startswith(stack.gateway_url(f"/_{service}/")), url
+            assert http.get(url, timeout=5).status_code == 200, url
+        assert urljoin(followed.url, "../openapi.json") == stack.gateway_url(f"/_{service}/openapi.json")
+        on_port = http.get(stack.url(service, "/docs"), timeout=5)
+        assert on_port.url == stack.url(service, "/docs/") and "validatorUrl\": null" in on_port.text
+
+
+def test_one_docs_page_lists_every_service(stack):
+    wait_gateway(stack)
+    page = requests.get(stack.gateway_url("/docs"), timeout=5)
+    assert page.url == stack.gateway_url("/docs/") and page.headers["Content-Type"].startswith("text/html")
+    assert "validatorUrl\": null" in page.text
+    for service in ROUTES:
+        assert f'"url": "/_{service}/openapi.json"' in page.text
+    for asset in re.findall(r'(?:href|src)="([^"]+)"', page.text):
+        assert requests.get(urljoin(page.url, asset), timeout=5).status_code == 200, asset
