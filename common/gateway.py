@@ -56,6 +56,12 @@ _REQUEST_ID_MAP = """    map $http_x_request_id $toko_request_id {
         "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;
         default $request_id;
     }"""
+# The storefront: static files served as they are (no build step), on the API's own origin.
+WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+STOREFRONT_TYPES = "text/html html; text/css css; text/javascript js; image/svg+xml svg; image/png png;"
+# Nothing from another origin: the page, its scripts, styles and images all come from this one.
+STOREFRONT_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                  "form-action 'self'; frame-ancestors 'none'")
 
 
 def run_dir(root: Path | None = None) -> Path:
@@ -128,6 +134,18 @@ def _service_server(settings: Settings, service: str) -> str:
     }}"""
 
 
+def _storefront() -> str:
+    """web/ at /: any path that is not one of its files is the 404 envelope, any method but GET or HEAD
+    the 405 one. File names carry no content hash (no build step), so browsers revalidate every file
+    with its ETag (`no-cache`): after an upgrade no page mixes old and new modules."""
+    headers = _own_headers({"Cache-Control": "no-cache", "Content-Security-Policy": f'"{STOREFRONT_CSP}"',
+                            "Referrer-Policy": "same-origin"})
+    return (f"        location / {{ root {WEB_ROOT}; try_files $uri $uri/index.html =404; "
+            f"types {{ {STOREFRONT_TYPES} }} default_type application/octet-stream; charset utf-8; "
+            f"charset_types text/css text/javascript image/svg+xml; "
+            f"gzip_types text/css text/javascript image/svg+xml; {headers} }}")
+
+
 def _gateway_server(settings: Settings, var_dir: Path) -> str:
     locations = []
     for service, prefixes in ROUTES.items():
@@ -151,7 +169,7 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
         location = /docs {{ {_own_headers()} return 301 /docs/; }}
         location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {_own_headers()} root {var_dir}/docs; try_files /index.html =404; }}
         location /docs/ {{ types {{ text/css css; application/javascript js; image/png png; }} {_own_headers()} alias {dist_dir()}/; }}
-        location / {{ default_type application/json; {_own_headers()} return 404 {not_found}; }}
+{_storefront()}
 {_error_locations()}
     }}"""
 

@@ -1,0 +1,422 @@
+"""The storefront at the gateway's `/`, driven in a real browser (Debian's Chromium through Playwright).
+
+Each test is one of the page's promises, played the way a person would: by the labels and button texts the
+contract names. The tests also write the screenshots the README shows (docs/storefront-*.png).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from common.db.models import Category, Item
+from common.db.session import session_scope
+from tests.conftest import unique
+from tests.factories import committed_account
+
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox: CI runs as root; the rest keeps a headless run from reaching anything but the stack.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _missing() -> str | None:
+    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+        return "nginx is not installed (apt-get install nginx): the gateway serving the storefront cannot run"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing (apt-get install chromium): the storefront's browser tests need it"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (make install): it drives the browser"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(stack):
+    """The gateway's origin, once it answers."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(stack.gateway_url("/healthz"), timeout=2).status_code == 200:
+                return stack.gateway_url()
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"gateway not up: {stack.log('gateway')[-2000:]}")
+
+
+@pytest.fixture
+def open_page(browser, gateway):
+    """Pages on a fresh browser profile each (own cookies and storage); none may reach another origin."""
+    contexts, foreign, failures = [], [], []
+
+    def open_(viewport=DESKTOP):
+        context = browser.new_context(base_url=gateway, viewport=viewport, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.on("request", lambda r: None if r.url.startswith((gateway, "data:")) else foreign.append(r.url))
+        page.on("pageerror", lambda error: failures.append(str(error)))
+        page.on("console", lambda m: failures.append(m.text) if m.type == "error" and "status of 4" not in m.text
+                else None)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not foreign, f"the storefront reached another origin: {foreign}"
+    assert not failures, f"the page reported errors: {failures}"
+
+
+def shot(page, name: str) -> None:
+    """A screenshot for the README (kept in docs/ when the checkout is writable)."""
+    folder = DOCS if os.access(DOCS, os.W_OK) else Path(os.environ.get("TMPDIR", "/tmp"))
+    page.screenshot(path=str(folder / f"storefront-{name}.png"), full_page=True, animations="disabled")
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def log_in(page, account) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="Log in").click()
+    form = page.get_by_role("form", name="Log in")
+    form.get_by_label("Username").fill(account.username)
+    form.get_by_label("Password").fill(account.password)
+    form.get_by_label("Password").press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Catalogue")
+    expect(page.get_by_role("banner")).to_contain_text(account.username)
+
+
+def card(page, name: str):
+    return page.get_by_role("list", name="Items").get_by_role("listitem").filter(
+        has=page.get_by_role("heading", name=name, exact=True))
+
+
+def search(page, words: str) -> None:
+    page.get_by_label("Search").fill(words)
+    page.get_by_label("Search").press("Enter")
+
+
+def stock_of(gateway: str, item_id: int) -> int:
+    return requests.get(f"{gateway}/v2/items/{item_id}", timeout=10).json()["data"]["stock"]
+
+
+# A small shelf of its own, so screenshots show a real shop and stock counts here move only by these tests.
+SHELF = [("KOPI-TRJ", "Kopi Toraja 250 g", 85_000, 40, "Arabika dari Tana Toraja, sangrai sedang."),
+         ("KOPI-GAYO", "Kopi Gayo 250 g", 92_000, 25, "Arabika Aceh Gayo, biji utuh."),
+         ("TEH-MLT", "Teh melati 100 g", 18_500, 120, "Teh hijau wangi melati."),
+         ("KOPI-KTM", "Kopi Kintamani 200 g", 78_000, 3, "Arabika Bali dengan rasa jeruk."),
+         ("GILING-MN", "Penggiling kopi manual", 649_000, 12, "Burr keramik, bisa dibawa bepergian."),
+         ("MESIN-ESP", "Mesin espresso rumahan", 3_250_000, 4, "15 bar, dengan pemanas susu.")]
+
+
+@pytest.fixture(scope="module")
+def shelf(gateway):
+    """Item ids by name, in a category of their own."""
+    with session_scope() as session:
+        category = session.scalar(select(Category).where(Category.name == "Kopi & Teh"))
+        if category is None:
+            category = Category(name="Kopi & Teh", description="")
+            session.add(category)
+            session.flush()
+        ids = {}
+        for sku, name, price, stock, description in SHELF:
+            item = Item(sku=f"{sku}-{unique('')}", name=name, price=price, stock=stock, description=description,
+                        category_id=category.id)
+            session.add(item)
+            session.flush()
+            ids[name] = item.id
+        return ids
+
+
+@pytest.fixture(scope="module")
+def customer(gateway):
+    return committed_account(username=unique("dewi")[:8])
+
+
+def test_a_customer_searches_buys_finds_the_purchase_and_cancels_it(open_page, gateway, shelf, customer):
+    page = open_page()
+    log_in(page, customer)
+    for link in ("Catalogue", "Cart", "My purchases"):
+        expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=link)).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+    page.get_by_label("Category").select_option(label="Kopi & Teh")
+    page.get_by_role("button", name="Search").click()
+    expect(card(page, "Kopi Toraja 250 g")).to_contain_text("Rp 85.000")
+    expect(card(page, "Mesin espresso rumahan")).to_contain_text("Rp 3.250.000")
+    shot(page, "catalogue")
+
+    search(page, "TORAJA")  # any case
+    expect(page.get_by_role("list", name="Items").get_by_role("listitem")).to_have_count(1)
+    toraja = card(page, "Kopi Toraja 250 g")
+    before = stock_of(gateway, shelf["Kopi Toraja 250 g"])
+    expect(toraja).to_contain_text(f"{before} in stock")
+    toraja.get_by_role("button", name="Add to cart").click()
+    toraja.get_by_role("button", name="Add to cart").click()
+    search(page, "teh melati")
+    card(page, "Teh melati 100 g").get_by_role("button", name="Add to cart").click()
+
+    page.get_by_role("link", name="Cart").click()
+    expect(page.get_by_label("Quantity of Kopi Toraja 250 g")).to_have_value("2")
+    expect(page.locator(".total")).to_have_text("Total Rp 188.500")
+    shot(page, "cart")
+
+    posted = []
+    page.on("request", lambda r: posted.append(r.headers.get("idempotency-key"))
+            if r.method == "POST" and r.url.endswith("/v1/transactions") else None)
+    earlier = requests.get(f"{gateway}/v1/transactions", headers=customer.headers, timeout=10).json()["data"]
+    page.get_by_role("button", name="Checkout").dblclick()
+    status = page.get_by_role("region", name=re.compile(r"Purchase #\d+")).locator(".status")
+    expect(status).to_have_text("paid")
+    assert posted and all(re.fullmatch(r"[0-9a-f]{32}", key or "") for key in posted) and len(set(posted)) == 1
+    mine = requests.get(f"{gateway}/v1/transactions", headers=customer.headers, timeout=10).json()["data"]
+    assert len(mine) == len(earlier) + 1, "a double click bought more than once"
+    txn = mine[0]
+    assert txn["status"] == "paid" and txn["total"] == 188_500
+    assert stock_of(gateway, shelf["Kopi Toraja 250 g"]) == before - 2
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Cart")).to_have_text("Cart")
+
+    page.get_by_role("link", name="My purchases").click()
+    purchase = page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=f"Purchase #{txn['id']}"))
+    expect(purchase).to_contain_text("2 × Kopi Toraja 250 g")
+    expect(purchase).to_contain_text("Total Rp 188.500")
+    expect(purchase.locator(".status")).to_have_text("paid")
+    shot(page, "purchases")
+    purchase.get_by_role("button", name="Cancel").click()
+    expect(purchase.locator(".status")).to_have_text("cancelled")
+    expect(purchase.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert stock_of(gateway, shelf["Kopi Toraja 250 g"]) == before
+
+
+def test_a_purchase_over_the_threshold_asks_for_the_code_and_is_confirmed(open_page, gateway, shelf, customer):
+    page = open_page()
+    log_in(page, customer)
+    search(page, "espresso")
+    card(page, "Mesin espresso rumahan").get_by_role("button", name="Add to cart").click()
+    page.get_by_role("link", name="Cart").click()
+    page.get_by_role("button", name="Checkout").click()
+    status = page.get_by_role("region", name=re.compile(r"Purchase #\d+")).locator(".status")
+    expect(status).to_have_text("awaiting_otp")
+    debug = page.get_by_test_id("debug-code")
+    expect(debug).to_have_text(re.compile(r"^\d{6}$"))
+    expect(page.get_by_label("Code")).to_have_count(1)  # no other field's label says "Code"
+    page.get_by_label("Code").fill(debug.inner_text())
+    shot(page, "code")
+    page.get_by_role("button", name="Confirm").click()
+    expect(status).to_have_text("paid")
+    txn_id = int(re.search(r"#(\d+)", page.get_by_role("region", name=re.compile("Purchase #")).inner_text())[1])
+    confirmed = requests.get(f"{gateway}/v1/transactions/{txn_id}", headers=customer.headers, timeout=10).json()
+    assert confirmed["data"]["status"] == "paid" and confirmed["data"]["total"] == 3_250_000
+
+
+def test_wrong_codes_are_refused_in_words_and_the_lock_says_how_long_to_wait(open_page, shelf):
+    buyer = committed_account()
+    page = open_page()
+    log_in(page, buyer)
+    search(page, "penggiling")
+    add = card(page, "Penggiling kopi manual").get_by_role("button", name="Add to cart")
+    add.click()
+    add.click()
+    page.get_by_role("link", name="Cart").click()
+    page.get_by_role("button", name="Checkout").click()
+    expect(page.get_by_test_id("debug-code")).to_have_text(re.compile(r"^\d{6}$"))
+    right = page.get_by_test_id("debug-code").inner_text()
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    alert = page.get_by_role("alert")
+    page.get_by_label("Code").fill(wrong)
+    page.get_by_role("button", name="Confirm").click()
+    expect(alert).to_have_text(re.compile(r"That code is not right\. \d attempts? left\."))
+    for _ in range(8):
+        if alert.inner_text().startswith("Too many"):
+            break
+        page.get_by_role("button", name="Confirm").click()
+        page.wait_for_function("() => !document.querySelector('.code-form button[type=submit]').disabled")
+    expect(alert).to_have_text(re.compile(r"Too many wrong codes: this one is locked\. Ask for a new code in \d+ "
+                                          r"(seconds?|minutes?)\."))
+    assert "{" not in alert.inner_text()
+
+
+def test_an_order_for_more_than_the_stock_is_refused_in_words(open_page, gateway, shelf, customer):
+    page = open_page(PHONE)
+    log_in(page, customer)
+    search(page, "kintamani")
+    kintamani = shelf["Kopi Kintamani 200 g"]
+    before = stock_of(gateway, kintamani)
+    card(page, "Kopi Kintamani 200 g").get_by_role("button", name="Add to cart").click()
+    shot(page, "phone")
+    page.get_by_role("link", name="Cart").click()
+    quantity = page.get_by_label("Quantity of Kopi Kintamani 200 g")
+    quantity.fill(str(before + 2))
+    quantity.press("Tab")
+    page.get_by_role("button", name="Checkout").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(f"Not enough stock, so nothing was bought. Kopi Kintamani 200 g: you asked for "
+                               f"{before + 2}, only {before} left.")
+    assert stock_of(gateway, kintamani) == before
+    shot(page, "refused")
+
+
+def test_a_customer_sees_no_admin_link_and_no_admin_page(open_page, customer):
+    page = open_page()
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    log_in(page, customer)
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="My purchases")).to_be_visible()
+    assert nav.get_by_role("link").all_inner_texts() == ["Catalogue", "Cart", "My purchases"]
+    expect(page.get_by_role("link", name="Reports")).to_have_count(0)
+    expect(page.get_by_role("link", name="Items")).to_have_count(0)
+    page.goto("/#/admin/reports")
+    expect(page.get_by_text("This page is for the shop's staff.")).to_be_visible()
+    expect(page.get_by_test_id("sales-chart")).to_have_count(0)
+    assert not [url for url in requested if url.endswith("/js/admin.js")], "a customer downloaded the admin code"
+
+
+def test_logging_in_with_a_wrong_password_is_refused_in_words(open_page, customer):
+    page = open_page()
+    page.goto("/#/login")
+    form = page.get_by_role("form", name="Log in")
+    form.get_by_label("Username").fill(customer.username)
+    form.get_by_label("Password").fill("not-the-password")
+    form.get_by_role("button", name="Log in").click()
+    expect(form.get_by_role("alert")).to_have_text("Wrong username or password.")
+    shot(page, "login")
+
+
+def test_registering_logs_the_new_customer_in(open_page, customer):
+    page = open_page()
+    page.goto("/#/login")
+    form = page.get_by_role("form", name="Register")
+    form.get_by_label("Username").fill(customer.username)
+    form.get_by_label("Email").fill(f"{unique()}@example.test")
+    form.get_by_label("Password").fill("a-long-enough-password")
+    form.get_by_role("button", name="Register").click()
+    expect(form.get_by_role("alert")).to_have_text("That username is already registered. Choose another or log in.")
+    username = unique("ayu")[:7]
+    form.get_by_label("Username").fill(username)
+    form.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Catalogue")
+    expect(page.get_by_role("banner")).to_contain_text(username)
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")).to_be_visible()
+
+
+def test_an_admin_sees_the_sales_chart_and_downloads_the_csv(open_page, gateway, shelf, customer, tmp_path):
+    # Something sold today, so the window the page starts with has revenue to draw.
+    bought = requests.post(f"{gateway}/v1/transactions", headers=customer.headers, timeout=10,
+                           json={"lines": [{"item_id": shelf["Teh melati 100 g"], "quantity": 3}]})
+    assert bought.status_code == 201, bought.text
+    admin = committed_account("admin", username=unique("manajer")[:11])
+    page = open_page()
+    log_in(page, admin)
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Items")).to_be_visible()
+    nav.get_by_role("link", name="Reports").click()
+
+    today = date.fromisoformat(page.evaluate(
+        "() => { const d = new Date(); return [d.getFullYear(), String(d.getMonth() + 1).padStart(2, '0'), "
+        "String(d.getDate()).padStart(2, '0')].join('-'); }"))
+    expect(page.get_by_label("From")).to_have_value((today - timedelta(days=29)).isoformat())
+    expect(page.get_by_label("To")).to_have_value(today.isoformat())
+    expect(page.get_by_label("Group by")).to_have_value("day")
+    page.get_by_role("button", name="Show").click()
+
+    chart = page.get_by_test_id("sales-chart").get_by_role("img")
+    expect(chart).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    assert re.fullmatch(r"/v1/reports/\d+/chart\.svg", chart.get_attribute("src"))
+    expect(page.get_by_role("table").filter(has_text="done").first).to_be_visible()
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    saved = tmp_path / "report.csv"
+    download.value.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+    assert list(rows[0]) == ["key", "transactions", "quantity", "revenue"]
+    todays = [row for row in rows if row["key"] == today.isoformat()]
+    assert todays and int(todays[0]["revenue"]) >= 3 * 18_500, rows
+    shot(page, "reports")
+
+
+def test_an_admin_creates_edits_and_removes_an_item(open_page, gateway):
+    admin = committed_account("admin", username=unique("manajer")[:11])
+    page = open_page()
+    log_in(page, admin)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Items").click()
+    form = page.get_by_role("form", name="Add an item")
+    sku = unique("SMB-")
+    form.get_by_label("SKU").fill(sku)
+    form.get_by_label("Name").fill("Sambal bawang 150 g")
+    form.get_by_label("Price (Rp)").fill("23000")
+    form.get_by_label("Stock").fill("30")
+    form.get_by_role("button", name="Create item").click()
+    expect(page.get_by_role("status").or_(page.locator(".note.ok")).first).to_contain_text(
+        "Created Sambal bawang 150 g")
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="Sambal bawang 150 g"))
+    item_id = requests.get(f"{gateway}/v2/items", params={"q": "Sambal bawang"}, timeout=10).json()["data"][0]["id"]
+    row.get_by_label("Price of Sambal bawang 150 g").fill("25000")
+    row.get_by_label("Stock of Sambal bawang 150 g").fill("12")
+    row.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved Sambal bawang 150 g: Rp 25.000, 12 in stock.")).to_be_visible()
+    item = requests.get(f"{gateway}/v1/items/{item_id}", timeout=10).json()["data"]
+    assert (item["sku"], item["price"], item["stock"]) == (sku, 25_000, 12)
+    shot(page, "items")
+    row.get_by_role("button", name="Remove").click()
+    expect(page.get_by_text("Removed Sambal bawang 150 g from the catalogue.")).to_be_visible()
+    assert requests.get(f"{gateway}/v1/items/{item_id}", timeout=10).status_code == 404
+
+
+def test_the_first_page_is_light_and_served_with_its_types_and_caching(gateway):
+    first = ["/", "/app.css", "/js/main.js", "/js/dom.js", "/js/api.js", "/js/store.js", "/js/shop.js",
+             "/js/account.js"]
+    sizes, types = {}, {}
+    for path in first:
+        response = requests.get(f"{gateway}{path}", timeout=10, headers={"Accept-Encoding": "identity"})
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-cache" and response.headers["ETag"], path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        again = requests.get(f"{gateway}{path}", timeout=10, headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status_code == 304, path
+        sizes[path], types[path] = len(response.content), response.headers["Content-Type"]
+    assert types["/"] == "text/html; charset=utf-8" and types["/app.css"] == "text/css; charset=utf-8"
+    assert all(types[p] == "text/javascript; charset=utf-8" for p in first if p.endswith(".js"))
+    assert "default-src 'self'" in requests.get(f"{gateway}/", timeout=10).headers["Content-Security-Policy"]
+    assert sum(size for path, size in sizes.items() if path != "/") < 100 * 1024, sizes
+    missing = requests.get(f"{gateway}/no-such-page.html", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    posted = requests.post(f"{gateway}/", timeout=10)
+    assert posted.status_code == 405 and posted.json()["error"]["code"] == "method_not_allowed"
