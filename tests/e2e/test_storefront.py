@@ -420,3 +420,87 @@ def test_the_first_page_is_light_and_served_with_its_types_and_caching(gateway):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     posted = requests.post(f"{gateway}/", timeout=10)
     assert posted.status_code == 405 and posted.json()["error"]["code"] == "method_not_allowed"
+
+
+# Text against its background, as WCAG computes it: 4.5:1, or 3:1 for large text. Backgrounds are blended
+# up the tree; text over an image or gradient, hidden or disabled text is left out.
+CONTRAST = """() => {
+    const parse = (c) => {
+        const m = c.match(/rgba?\\(([^)]+)\\)/);
+        if (!m) return null;
+        const p = m[1].split(/[\\s,/]+/).filter(Boolean).map(Number);
+        return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+    };
+    const lum = ({ r, g, b }) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+        const layers = [];
+        for (let e = el; e; e = e.parentElement) {
+            const s = getComputedStyle(e);
+            if (s.backgroundImage !== 'none') return null;
+            const c = parse(s.backgroundColor);
+            if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+        }
+        let out = { r: 255, g: 255, b: 255 };
+        for (const c of layers.reverse()) {
+            out = { r: c.r * c.a + out.r * (1 - c.a), g: c.g * c.a + out.g * (1 - c.a), b: c.b * c.a + out.b * (1 - c.a) };
+        }
+        return out;
+    };
+    const poor = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const text = walker.currentNode.textContent.trim();
+        const el = walker.currentNode.parentElement;
+        if (!text || el.closest('[aria-hidden="true"], .sr, [hidden], :disabled, noscript')) continue;
+        const s = getComputedStyle(el);
+        const back = background(el);
+        if (!back || s.visibility === 'hidden') continue;
+        const [a, b] = [lum(parse(s.color)), lum(back)];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(s.fontSize);
+        const large = size >= 24 || (Number(s.fontWeight) >= 700 && size >= 18.66);
+        if (ratio < (large ? 3 : 4.5)) poor.push(`${text.slice(0, 40)} (${ratio.toFixed(2)}:1)`);
+    }
+    return poor;
+}"""
+
+
+def test_every_page_fits_a_phone_and_its_text_has_contrast(open_page, gateway, shelf, customer):
+    admin = committed_account("admin", username=unique("manajer")[:11])
+    requests.post(f"{gateway}/v1/transactions", headers=admin.headers, timeout=10,
+                  json={"lines": [{"item_id": shelf["Kopi Gayo 250 g"], "quantity": 1}]})
+    for viewport in (PHONE, DESKTOP):
+        page = open_page(viewport)
+        log_in(page, admin)
+        card(page, "Kopi Gayo 250 g").get_by_role("button", name="Add to cart").click()
+        for link, ready in (("Catalogue", ".card"), ("Cart", ".line"), ("My purchases", ".purchase"),
+                            ("Items", "tbody tr"), ("Reports", "tbody tr")):
+            page.get_by_role("navigation", name="Main").get_by_role("link", name=link).click()
+            page.wait_for_selector(ready)
+            width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], f"{link} is wider than the screen at {viewport}: {width}"
+            assert page.evaluate(CONTRAST) == [], f"{link}: text without enough contrast"
+
+
+def test_the_shop_works_from_the_keyboard_with_a_visible_focus(open_page, shelf):
+    page = open_page()
+    page.goto("/")
+    page.wait_for_selector(".card")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    for _ in range(40):  # through the filters to the first item's button
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => [document.activeElement.textContent, "
+                                "getComputedStyle(document.activeElement).outlineStyle]")
+        assert focused[1] != "none", f"no visible focus on {focused[0]!r}"
+        if focused[0] == "Add to cart":
+            break
+    else:
+        raise AssertionError("the keyboard never reached an Add to cart button")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Cart")).to_have_accessible_description(
+        "1 item in the cart")
