@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint load bench clean
+.PHONY: help install run test screenshots fuzz lint load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ run: install ## migrate, seed demo data when empty, run every service under supe
 test: install ## run the whole test suite against a throwaway PostgreSQL database
 	scripts/pg-up
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+screenshots: install ## the storefront's browser tests, writing their screenshots into docs/ for the README
+	scripts/pg-up
+	TOKO_SCREENSHOTS=docs $(BIN)/pytest tests/e2e/test_storefront.py
 
 FUZZ_EXAMPLES ?= 100
 fuzz: install ## a longer schemathesis pass over every service's OpenAPI document (FUZZ_EXAMPLES per operation)

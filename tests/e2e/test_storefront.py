@@ -1,7 +1,8 @@
 """The storefront at the gateway's `/`, driven in a real browser (Debian's Chromium through Playwright).
 
 Each test is one of the page's promises, played the way a person would: by the labels and button texts the
-contract names. The tests also write the screenshots the README shows (docs/storefront-*.png).
+contract names. The tests also take the screenshots the README shows: `make screenshots` runs them with
+TOKO_SCREENSHOTS=docs, which writes them into docs/storefront-*.png.
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def gateway(stack):
 
 
 @pytest.fixture
-def open_page(browser, gateway):
+def open_page(browser, gateway, shots):
     """Pages on a fresh browser profile each (own cookies and storage); none may reach another origin."""
     contexts, foreign, failures = [], [], []
 
@@ -83,6 +84,7 @@ def open_page(browser, gateway):
         context = browser.new_context(base_url=gateway, viewport=viewport, accept_downloads=True)
         contexts.append(context)
         page = context.new_page()
+        page.shots = shots
         page.set_default_timeout(20_000)
         page.on("request", lambda r: None if r.url.startswith((gateway, "data:")) else foreign.append(r.url))
         page.on("pageerror", lambda error: failures.append(str(error)))
@@ -97,10 +99,16 @@ def open_page(browser, gateway):
     assert not failures, f"the page reported errors: {failures}"
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    """Where screenshots go: docs/ for `make screenshots` (TOKO_SCREENSHOTS=docs), else a scratch folder,
+    so an ordinary test run leaves the checkout as it found it."""
+    return DOCS if os.environ.get("TOKO_SCREENSHOTS") == "docs" else tmp_path_factory.mktemp("screenshots")
+
+
 def shot(page, name: str) -> None:
-    """A screenshot for the README (kept in docs/ when the checkout is writable)."""
-    folder = DOCS if os.access(DOCS, os.W_OK) else Path(os.environ.get("TMPDIR", "/tmp"))
-    page.screenshot(path=str(folder / f"storefront-{name}.png"), full_page=True, animations="disabled")
+    """A screenshot of the page as it is now, for the README."""
+    page.screenshot(path=str(page.shots / f"storefront-{name}.png"), full_page=True, animations="disabled")
 
 
 def expect(locator):
