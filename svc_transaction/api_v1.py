@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from common.web import Blueprint, db, require_principal
+from common.web.dump import compiled
 from common.web.schemas import envelope
 from svc_transaction import service
 from svc_transaction.schemas import (MAX_BIGINT, ConfirmBody, PurchaseCreate, TransactionListArgs,
@@ -27,6 +28,7 @@ IDEMPOTENCY_HEADER = {
 REPLAY_HEADERS = {"Idempotent-Replayed": {"description": "`true` when this is a stored answer replayed.",
                                           "schema": {"type": "string", "enum": ["true"]}}}
 Transaction = envelope(TransactionSchema)
+_TRANSACTION = compiled(Transaction())  # stores a keyed purchase's answer exactly as the response shows it
 # Ids past the bigint column cannot exist: the router answers 404 instead of the database failing.
 ID_PATH = f"/<int(max={MAX_BIGINT}):transaction_id>"
 
@@ -54,7 +56,7 @@ def create(body):
         db().commit()
         return {"data": txn}, 201, _location(txn.id)
     outcome = service.purchase_once(db(), principal.user_id, key, body["lines"],
-                                    serialize=lambda txn: Transaction().dump({"data": txn}))
+                                    serialize=lambda txn: _TRANSACTION.dump({"data": txn}))
     db().commit()
     response = jsonify(outcome.body)
     response.status_code = outcome.status

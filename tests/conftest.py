@@ -145,3 +145,33 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_dumps_match_marshmallow():
+    """Every response a service dumps in process is also dumped by marshmallow itself and must be equal.
+
+    The services answer with dumps compiled from their schemas (common/web/dump.py); this holds each one
+    to the schema's own `dump`, key order and types included, across the whole suite.
+    """
+    import json
+
+    from common.web.dump import compiled_schemas
+
+    for service in ("user", "otp", "item", "transaction", "report"):
+        __import__(f"svc_{service}.app")
+
+    def checking(schema, fast):
+        def dump(obj, *args, **kwargs):
+            got = fast(obj, *args, **kwargs)
+            expected = type(schema).dump(schema, obj, *args, **kwargs)
+            assert got == expected and json.dumps(got) == json.dumps(expected), (type(schema).__name__, got, expected)
+            return got
+        return dump
+
+    originals = [(schema, schema.dump) for schema in compiled_schemas]
+    for schema, fast in originals:
+        schema.dump = checking(schema, fast)
+    yield
+    for schema, fast in originals:
+        schema.dump = fast

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import flask_smorest
+from flask_smorest.utils import resolve_schema_instance
 
 from common.web.auth import SECURITY, login_required
 from common.web.body import Parser
+from common.web.dump import compiled
 from common.web.errors import register_error_handlers
 from common.web.schemas import ErrorSchema
 
@@ -26,6 +28,12 @@ class Blueprint(flask_smorest.Blueprint):
         if isinstance(schema, type):
             schema = schema()
         return super().arguments(schema, *args, **kwargs)
+
+    def response(self, status_code, schema=None, **kwargs):
+        # The schema documents the response; the dump that serves it is compiled from the same fields.
+        if schema is not None and not isinstance(schema, (str, dict)):
+            schema = compiled(resolve_schema_instance(schema))
+        return super().response(status_code, schema, **kwargs)
 
     def auth(self, func=None, *, admin: bool = False):
         def decorator(view):

@@ -14,10 +14,11 @@ from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.web.body import JSONProvider, unstorable
+from common.web.body import unstorable
 from common.web.db import close_session, init_db
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix
+from common.web.encoding import OrjsonProvider
 from common.web.errors import database_unavailable
 from common.web.headers import decorate, preflight
 from common.web.health import blp as health_blp
@@ -37,7 +38,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
     settings = get_settings()
     configure_logging(service, settings.log_level)
     app = Flask(f"svc_{service}")
-    app.json = JSONProvider(app)
+    app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE=f"toko {service} service",
         API_VERSION="1",
@@ -46,7 +47,6 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
-    app.json.sort_keys = False
     init_db(app, service)
     api = Api(app, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
     for name, scheme in SECURITY_SCHEMES.items():

@@ -6,6 +6,7 @@ without it (tests in-process, the CLI) the process-local registry is used.
 from __future__ import annotations
 
 import os
+import threading
 
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -27,11 +28,21 @@ def observe(service: str, method: str, route: str | None, status: int, seconds: 
     _child(REQUESTS, service, method, route, str(status)).inc()
     _child(LATENCY, service, method, route).observe(seconds)
     if engine is not None:
-        _child(POOL_CHECKED_OUT, service).set(engine.pool.checkedout())
-        _child(POOL_SIZE, service).set(engine.pool.size())
+        pool = engine.pool
+        state = (pool.checkedout(), pool.size())
+        # Each set writes the worker's metrics file: write only what changed (in order, under the lock).
+        if _pool_state.get(service) != state:
+            with _pool_lock:
+                state = (pool.checkedout(), pool.size())
+                if _pool_state.get(service) != state:
+                    _pool_state[service] = state
+                    _child(POOL_CHECKED_OUT, service).set(state[0])
+                    _child(POOL_SIZE, service).set(state[1])
 
 
 _children: dict = {}
+_pool_state: dict = {}
+_pool_lock = threading.Lock()
 
 
 def _child(metric, *labels):
