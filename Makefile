@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test screenshots fuzz lint load bench clean
+.PHONY: help install run test screenshots fuzz lint load bench bench-stack clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ BENCH_ARGS ?=
 bench: install ## 1M items + 1M lines in toko_bench, every comparison against its floor, the table into docs/benchmarks.md (BENCH_ARGS="--reuse --keep")
 	scripts/pg-up
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-stack: install ## the stack as `make run` starts it (supervisord, the edge) against the floors; into docs/benchmarks.md
+	scripts/pg-up
+	$(BIN)/python bench/stack.py $(BENCH_ARGS)
 
 lint: install ## compile-check every module
 	$(BIN)/python -m compileall -q common svc_* migrations tests

@@ -148,7 +148,8 @@ _GET_ITEM = select(*[c for c in _ITEMS.columns if c.key != "deleted_at"]).where(
 def get_item(session: Session, item_id: int) -> dict:
     """A live item's columns (id, sku, name, ..., updated_at) as a dict: one primary-key lookup."""
     _check_id(item_id, "item")
-    row = session.execute(_GET_ITEM, {"item_id": item_id}).first()
+    # Core on the session's connection: the ORM's execute path adds nothing to a plain column read.
+    row = session.connection().execute(_GET_ITEM, {"item_id": item_id}).first()
     if row is None:
         raise NotFound("No such item.")
     return row._asdict()

@@ -10,7 +10,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -58,15 +58,44 @@ _RETURN_STOCK = (
 
 # --- purchases ---------------------------------------------------------------------------------------
 
-def purchase(session: Session, user_id: int, lines: list[dict]) -> Transaction:
+@dataclass(frozen=True)
+class SaleLine:
+    item_id: int
+    quantity: int
+    unit_price: int
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A purchase as its one statement recorded it, carried to the serializer.
+
+    Plain values, not ORM objects: nothing here is loaded or tracked by the session, and building
+    instrumented instances cost more than the rest of the purchase's Python.
+    """
+
+    id: int
+    user_id: int
+    status: str
+    total: int
+    currency: str
+    created_at: datetime
+    paid_at: datetime | None
+    confirm_by: datetime | None
+    lines: list[SaleLine]
+    cancelled_at: None = None
+
+
+def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
     """Take the stock of every line and record the sale, or take nothing (409/422)."""
     settings = get_settings()
+    # Core statements on the session's connection (its transaction): no ORM entities are involved.
+    connection = session.connection()
     # Rows are locked in item id order: two purchases of the same items queue instead of deadlocking.
     ordered = sorted(enumerate(lines), key=lambda pair: pair[1]["item_id"])
     taken: list[tuple[dict, int]] = []
     now = None
     for index, line in ordered:
-        row = session.execute(_TAKE_STOCK, {"b_id": line["item_id"], "b_q": line["quantity"]}).first()
+        row = connection.execute(_TAKE_STOCK, {"b_id": line["item_id"], "b_q": line["quantity"]}).first()
         if row is None:
             _refuse(session, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
         taken.append((line, row.price))
@@ -79,13 +108,11 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Transaction:
         "paid_at": None if step_up else now,
         "confirm_by": now + timedelta(seconds=settings.transaction_confirm_seconds) if step_up else None,
     }
-    row = session.execute(_RECORD, {**values, "item_ids": [line["item_id"] for line, _ in taken],
-                                    "quantities": [line["quantity"] for line, _ in taken],
-                                    "prices": [price for _, price in taken]}).one()
-    # The rows were written by one statement; these objects only carry them to the serializer.
-    return Transaction(id=row.id, created_at=row.created_at, cancelled_at=None, **values, lines=[
-        TransactionLine(item_id=line["item_id"], quantity=line["quantity"], unit_price=price)
-        for line, price in taken])
+    row = connection.execute(_RECORD, {**values, "item_ids": [line["item_id"] for line, _ in taken],
+                                       "quantities": [line["quantity"] for line, _ in taken],
+                                       "prices": [price for _, price in taken]}).one()
+    return Sale(id=row.id, created_at=row.created_at, **values, lines=[
+        SaleLine(line["item_id"], line["quantity"], price) for line, price in taken])
 
 
 def _refuse(session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int):
@@ -147,7 +174,7 @@ def error_body(error: ApiError) -> dict:
 
 
 def purchase_once(session: Session, user_id: int, key: str, lines: list[dict],
-                  serialize: Callable[[Transaction], dict]) -> Outcome:
+                  serialize: Callable[[Sale], dict]) -> Outcome:
     """Run a purchase under an Idempotency-Key: the first request decides, every later one replays.
 
     The key row is inserted first, in the purchase's own database transaction: a parallel request

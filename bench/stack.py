@@ -1,0 +1,260 @@
+"""The stack as `make run` starts it (supervisord, every service and worker, the edge) against the floors.
+
+    make bench-stack      (= .venv/bin/python bench/stack.py)
+    .venv/bin/python bench/stack.py [--rounds 4] [--seconds 4] [--clients 16] [--no-write]
+
+It seeds a database of its own (toko_bench_stack: 100,000 items, a buyer with one item per client), starts
+the repository's supervisord.conf unchanged in a scratch directory on free ports (every program: the five
+services, the workers and the nginx edge; TOKO_LOG_LEVEL=INFO, each service as its own role) and the bare
+Flask + psycopg2 floors of `make bench` under gunicorn.conf.py, then alternates rounds of wrk (or Python
+threads) on each side, for an item read and an authenticated one-line purchase, through each service's
+own port as a client reaches it. While each round runs it reads the CPU time every process spent from
+/proc: the service's gunicorn workers, supervisord (which copies every log line from the programs'
+pipes to their log files), nginx and the PostgreSQL backends, so the table says where a request's CPU
+goes on each side. It prints the table and writes it to docs/benchmarks.md between its own markers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import (BENCH_SECRET, BenchEnv, LoadResult, admin_cursor, bench_environment,  # noqa: E402
+                          closed_loop, drop_database, fresh_database, gunicorn_service, merge,
+                          wrk, wrk_available)
+
+DB_NAME = "toko_bench_stack"
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench/stack.py: generated table begins -->", "<!-- bench/stack.py: generated table ends -->"
+TICK = os.sysconf("SC_CLK_TCK")
+SUBJECT, FLOOR = "stack", "floor"
+
+
+# -- CPU accounting --------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """pid -> command name of `root` and all its descendants."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True).stdout
+    children: dict[int, list[tuple[int, str]]] = {}
+    names = {}
+    for line in out.splitlines():
+        pid, ppid, comm = line.split(None, 2)
+        children.setdefault(int(ppid), []).append((int(pid), comm.strip()))
+        names[int(pid)] = comm.strip()
+    tree, todo = {root: names.get(root, "?")}, [root]
+    while todo:
+        for pid, comm in children.get(todo.pop(), []):
+            tree[pid] = comm
+            todo.append(pid)
+    return tree
+
+
+def backends(db_name: str, application: str | None) -> list[int]:
+    """PostgreSQL backend pids on the bench database: a service's (by application_name) or the floors'."""
+    with admin_cursor() as cur:
+        if application:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                        (db_name, application))
+        else:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = ''",
+                        (db_name,))
+        return [row[0] for row in cur.fetchall()]
+
+
+@dataclass
+class Groups:
+    """Named groups of pids whose CPU a round measures."""
+
+    pids: dict[str, list[int]] = field(default_factory=dict)
+
+    def sample(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+
+
+@contextmanager
+def measured(groups_of):
+    """Yields a dict filled, after the block, with CPU seconds per group spent during it."""
+    groups = groups_of()
+    before = groups.sample()
+    spent: dict[str, float] = {}
+    yield spent
+    after = groups.sample()
+    spent.update({name: after[name] - before.get(name, 0.0) for name in after})
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+@dataclass
+class Side:
+    results: list[LoadResult] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+
+    def cpu_us_per_request(self) -> dict[str, float]:
+        requests = sum(r.rps * r.seconds for r in self.results)
+        names = {n for c in self.cpu for n in c}
+        return {n: sum(c.get(n, 0.0) for c in self.cpu) / requests * 1e6 for n in sorted(names)}
+
+
+def load(url: str, *, clients: int, seconds: float, label: str, use_wrk: bool, post=None) -> LoadResult:
+    if post is not None:
+        from bench.transaction_purchase import purchase_load
+
+        return purchase_load(url, post, clients=clients, seconds=seconds, label=label, use_wrk=use_wrk)
+    if use_wrk:
+        return wrk(url, connections=clients, seconds=seconds, label=label)
+    return closed_loop(lambda http: http.get(url, timeout=10), threads=clients, seconds=seconds, label=label)
+
+
+def compare(name: str, urls: dict[str, str], groups: dict[str, callable], *, rounds: int, seconds: float,
+            clients: int, use_wrk: bool, post=None) -> dict[str, Side]:
+    sides = {side: Side() for side in urls}
+    for side in urls:  # warm-up, not counted
+        load(urls[side], clients=clients, seconds=1, label=side, use_wrk=use_wrk, post=post)
+    for n in range(rounds):
+        for side in (list(urls) if n % 2 == 0 else list(urls)[::-1]):
+            with measured(groups[side]) as spent:
+                result = load(urls[side], clients=clients, seconds=seconds, label=side, use_wrk=use_wrk, post=post)
+            sides[side].results.append(result)
+            sides[side].cpu.append(spent)
+            print(f"  {name} round {n + 1}/{rounds} {result.summary()}", flush=True)
+    return sides
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--python-load", action="store_true", help="Python threads even if wrk is installed")
+    parser.add_argument("--no-write", action="store_true", help="print the table only, leave docs/ alone")
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    load_before = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    env: BenchEnv = bench_environment(DB_NAME)
+    from bench import item_read, transaction_purchase
+    from common.settings import get_settings
+    from tests.e2e.stack import make_stack
+
+    use_wrk = wrk_available() and not args.python_load
+    fresh_database(env.db_name)
+    item_id = item_read.seed(env, args.items)
+    buyer = transaction_purchase.seed(env, args.clients)
+    settings = get_settings()
+    home = Path(tempfile.mkdtemp(prefix="toko-bench-stack-"))
+    stack = make_stack(home, env.database_url, TOKO_ENV="development", TOKO_ARGON2_PROFILE="owasp",
+                       TOKO_SECRET_KEY=BENCH_SECRET, TOKO_LOG_LEVEL="INFO",
+                       TOKO_WORKERS=str(settings.workers), TOKO_THREADS=str(settings.threads))
+    tables = {}
+    try:
+        with stack, gunicorn_service("item", env.database_url, app="bench.floor_app:app") as read_floor, \
+                gunicorn_service("transaction", env.database_url, app="bench.transaction_floor:app") as buy_floor:
+            supervisord = stack.process.pid
+
+            def stack_groups(service: str):
+                def groups() -> Groups:
+                    tree = process_tree(supervisord)
+                    master = int(stack.ctl("pid", f"svc_{service}").stdout.strip() or 0)
+                    workers = [p for p in process_tree(master) if p != master] if master else []
+                    return Groups({"service workers (Python)": workers,
+                                   "supervisord": [supervisord],
+                                   "nginx": [p for p, comm in tree.items() if comm.startswith("nginx")],
+                                   "PostgreSQL backends": backends(env.db_name, f"toko-{service}")})
+                return groups
+
+            def floor_groups(floor):
+                def groups() -> Groups:
+                    return Groups({"service workers (Python)": [p for p in process_tree(floor.pid) if p != floor.pid],
+                                   "PostgreSQL backends": backends(env.db_name, None)})
+                return groups
+
+            common = dict(rounds=args.rounds, seconds=args.seconds, clients=args.clients, use_wrk=use_wrk)
+            print(f"\n== item read through the edge (:{stack.ports['item']}) vs the floor, {args.clients} clients ==")
+            tables["item read, GET /v1/items/{id}"] = compare(
+                "read", {SUBJECT: stack.url("item", f"/v1/items/{item_id}"), FLOOR: f"{read_floor}/v1/items/{item_id}"},
+                {SUBJECT: stack_groups("item"), FLOOR: floor_groups(read_floor)}, **common)
+            print(f"\n== purchase through the edge (:{stack.ports['transaction']}) vs the floor ==")
+            tables["purchase, POST /v1/transactions (1 line, bearer)"] = compare(
+                "purchase", {SUBJECT: stack.url("transaction", "/v1/transactions"),
+                             FLOOR: f"{buy_floor}/v1/transactions"},
+                {SUBJECT: stack_groups("transaction"), FLOOR: floor_groups(buy_floor)}, post=buyer, **common)
+            access_lines = sum(1 for line in stack.log("svc_item").splitlines() if '"toko.access"' in line)
+    finally:
+        drop_database(env.db_name)
+
+    minutes = (time.perf_counter() - began) / 60
+    rows, cpu_rows = [], []
+    for name, sides in tables.items():
+        s, f = merge(SUBJECT, sides[SUBJECT].results), merge(FLOOR, sides[FLOOR].results)
+        per_round = [a.rps / b.rps for a, b in zip(sides[SUBJECT].results, sides[FLOOR].results)]
+        rows.append([name, f"{s.rps:,.0f} req/s", f"{f.rps:,.0f} req/s",
+                     f"{s.rps / f.rps:.2f} (rounds {min(per_round):.2f}-{max(per_round):.2f})",
+                     f"{s.percentile(50):.2f} / {f.percentile(50):.2f}", str(s.failures + f.failures)])
+        cs, cf = sides[SUBJECT].cpu_us_per_request(), sides[FLOOR].cpu_us_per_request()
+        for group in cs:
+            cpu_rows.append([name.split(",")[0], group, f"{cs[group]:.0f}",
+                             f"{cf[group]:.0f}" if group in cf else "-"])
+    header = ["request (through each service's own port)", "stack", "floor", "ratio", "p50 ms (stack / floor)",
+              "errors"]
+    cpu_header = ["request", "process", "stack CPU us/request", "floor CPU us/request"]
+    from bench.run_all import markdown_table, text_table, wrk_version
+
+    print("\n" + text_table(header, rows) + "\n\n" + text_table(cpu_header, cpu_rows))
+    print(f"{minutes:.1f} min; load average before {load_before}, after "
+          f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}; svc_item wrote {access_lines:,} access lines")
+    if not args.no_write:
+        tool = (f"wrk {wrk_version()}, {args.clients} connections" if use_wrk
+                else f"Python threads, {args.clients} clients")
+        generated = "\n".join([
+            f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {minutes:.1f} minutes.",
+            "",
+            f"- command: `{shlex.join(['.venv/bin/python', 'bench/stack.py', *sys.argv[1:]])}`"
+            f"{' (`make bench-stack`)' if os.environ.get('MAKELEVEL') and not sys.argv[1:] else ''}",
+            f"- the repository's supervisord.conf unchanged (every service and worker, the edge), "
+            f"{settings.workers} workers x {settings.threads} threads, TOKO_LOG_LEVEL=INFO, each service as its "
+            "own role; the floors of `make bench` under gunicorn.conf.py on their own TCP ports",
+            f"- load: {tool}; {args.rounds} x {args.seconds:g}s per side, alternating; {args.items:,} items",
+            f"- load average before {load_before}, after {' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
+            "",
+            markdown_table(header, rows),
+            "",
+            "CPU per request of each process group while its rounds ran (from /proc; the load generator "
+            "not counted):",
+            "",
+            markdown_table(cpu_header, cpu_rows),
+        ])
+        text = DOC.read_text()
+        block = f"{BEGIN}\n{generated}\n{END}"
+        if BEGIN in text and END in text:
+            before, rest = text.split(BEGIN, 1)
+            text = before + block + rest.split(END, 1)[1]
+        else:
+            text = text.rstrip() + "\n\n## The stack as `make run` starts it\n\n" + block + "\n"
+        DOC.write_text(text)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
