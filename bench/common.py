@@ -192,7 +192,9 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
     process_env = {**os.environ, "TOKO_SERVICE": service, f"TOKO_{service.upper()}_PORT": str(port),
                    "DATABASE_URL": database_url, **env}
     process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), process_env.get("PYTHONPATH")]))
-    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    # The deployed gunicorn listens on a unix socket behind nginx; here it serves a TCP port itself, so a
+    # service and its floor are measured alone (bench/stack.py measures the stack behind the edge).
+    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
     command += [app] if app else []
     log = open(scratch / "gunicorn.log", "wb")
     process = subprocess.Popen(command, cwd=scratch, env=process_env, stdout=log, stderr=subprocess.STDOUT,
