@@ -113,6 +113,16 @@ def gateway() -> None:
     exec_nginx(get_settings(), Path.cwd() / "var" / "gateway")
 
 
+@main.command()
+def pgbouncer() -> None:
+    """Run PgBouncer (transaction pooling) in the foreground, in front of DATABASE_URL's server."""
+    from pathlib import Path
+
+    from common.pgbouncer import exec_pgbouncer
+
+    exec_pgbouncer(get_settings(), Path.cwd() / "var" / "pgbouncer")
+
+
 DEMO_ADMIN = ("admin", "admin-password-123")
 DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
 DEMO_CATALOGUE = {

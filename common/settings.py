@@ -47,6 +47,16 @@ class Settings:
     bind_host: str = "127.0.0.1"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
     gateway_port: int = 8080
+    # Past one machine: hosts whose services the gateway balances over (same ports on each), and its
+    # passive health check: a host that fails max_fails times rests fail_timeout seconds.
+    gateway_hosts: tuple = ()
+    gateway_max_fails: int = 1
+    gateway_fail_timeout_seconds: int = 10
+    # `toko pgbouncer`: transaction pooling on bind_host:pgbouncer_port to database_url's server (and to
+    # report_database_url's, as database "<name>_replica"); at most pgbouncer_max_db_connections per server.
+    pgbouncer_port: int = 6432
+    pgbouncer_pool_size: int = 5
+    pgbouncer_max_db_connections: int = 40
     secret_key: str = _DEV_SECRET
     otp_secret: str = _DEV_SECRET
     log_level: str = "INFO"
@@ -169,6 +179,12 @@ def load_settings(environ: dict | None = None) -> Settings:
         bind_host=env.get("TOKO_BIND_HOST", "127.0.0.1"),
         ports=ports,
         gateway_port=_int(env, "TOKO_GATEWAY_PORT", 8080, lo=1, hi=65535),
+        gateway_hosts=tuple(h.strip() for h in env.get("TOKO_GATEWAY_HOSTS", "").split(",") if h.strip()),
+        gateway_max_fails=_int(env, "TOKO_GATEWAY_MAX_FAILS", 1, lo=0, hi=100),
+        gateway_fail_timeout_seconds=_int(env, "TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS", 10, lo=1, hi=3600),
+        pgbouncer_port=_int(env, "TOKO_PGBOUNCER_PORT", 6432, lo=1, hi=65535),
+        pgbouncer_pool_size=_int(env, "TOKO_PGBOUNCER_POOL_SIZE", 5, lo=1, hi=1000),
+        pgbouncer_max_db_connections=_int(env, "TOKO_PGBOUNCER_MAX_DB_CONNECTIONS", 40, lo=1, hi=10000),
         secret_key=secret_key,
         otp_secret=otp_secret,
         log_level=env.get("TOKO_LOG_LEVEL", "INFO").upper(),

@@ -62,6 +62,9 @@ class SalesReport(Schema):
     currency = fields.String(required=True)
     rows = fields.List(fields.Nested(SalesRow), required=True)
     totals = fields.Nested(SalesTotals, required=True)
+    replication_lag_seconds = fields.Float(allow_none=True, metadata={
+        "description": "How far the replica that computed the figures trailed the primary, in seconds (0 when "
+                       "it had replayed everything it had received); null when they come from the primary."})
 
 
 class ReportParams(Schema):

@@ -154,6 +154,14 @@ ORDER BY agg.is_total, {_ORDER[group_by]}"""
 
 _replica_engines: dict[tuple[int, str], Engine] = {}
 
+# How far a standby's replay trails its primary, read just before the aggregate. Zero once everything
+# received is replayed: an idle primary sends nothing, and the age of the last replayed commit would then
+# grow without any lag. NULL on a server that is not a standby.
+_REPLICATION_LAG = text(
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END")
+
 
 @contextmanager
 def aggregate_session(session: Session) -> Iterator[Session]:
@@ -177,9 +185,10 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
     """The sales report as a JSON-ready document (the live endpoint and the worker both call this).
 
     One statement, so rows and totals come from one snapshot; on a replica they may trail the primary
-    by its replication lag.
+    by its replication lag, which the document states (null when they ran on the primary).
     """
     with aggregate_session(session) as reads:
+        lag = None if reads is session else reads.execute(_REPLICATION_LAG).scalar()
         result = reads.execute(text(sales_sql(query.group_by)),
                                {"start": query.start, "end": query.end, "tz": query.tz}).all()
     rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
@@ -195,7 +204,7 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
         else:
             rows.append({"key": key, **figures, "username": names[0]})
     return {"kind": "sales", **query.as_params(), "currency": get_settings().currency, "rows": rows,
-            "totals": totals}
+            "totals": totals, "replication_lag_seconds": None if lag is None else round(float(lag), 3)}
 
 
 # --- report jobs ---------------------------------------------------------------------------------------
