@@ -114,13 +114,14 @@ def gateway() -> None:
 
 
 @main.command()
-def pgbouncer() -> None:
+@click.option("--user", default=None, help="Started as root, run as this system user (PgBouncer refuses root).")
+def pgbouncer(user: str | None) -> None:
     """Run PgBouncer (transaction pooling) in the foreground, in front of DATABASE_URL's server."""
     from pathlib import Path
 
     from common.pgbouncer import exec_pgbouncer
 
-    exec_pgbouncer(get_settings(), Path.cwd() / "var" / "pgbouncer")
+    exec_pgbouncer(get_settings(), Path.cwd() / "var" / "pgbouncer", user)
 
 
 DEMO_ADMIN = ("admin", "admin-password-123")

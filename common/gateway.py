@@ -79,8 +79,13 @@ def socket_path(service: str, root: Path | None = None) -> Path:
 
 
 def upstream_servers(settings: Settings, service: str, root: Path | None = None) -> list[str]:
-    """The `server` lines of a service's upstream (a list, so several hosts can share one service)."""
-    return [f"unix:{socket_path(service, root)}"]
+    """The `server` lines of a service's upstream: this host's socket, or, on a gateway in front of
+    several hosts (TOKO_GATEWAY_HOSTS), every host's own gateway, each passively health-checked."""
+    if not settings.gateway_hosts:
+        return [f"unix:{socket_path(service, root)}"]
+    check = f"max_fails={settings.gateway_max_fails} fail_timeout={settings.gateway_fail_timeout_seconds}s"
+    return [f"{host if ':' in host else f'{host}:{settings.gateway_port}'} {check}"
+            for host in settings.gateway_hosts]
 
 
 def _json(status: int, code: str, message: str, details: str = "{}") -> str:
@@ -109,9 +114,28 @@ def _error_locations() -> str:
     return "\n".join(lines)
 
 
-def _error_pages() -> str:
-    return "\n".join(f"    error_page {source} ={status} {_ERROR_URI}{source};"
-                     for source, (status, _, _) in EDGE_ERRORS.items())
+def _error_pages(indent: str = "    ", sep: str = "\n") -> str:
+    return sep.join(f"{indent}error_page {source} ={status} {_ERROR_URI}{source};"
+                    for source, (status, _, _) in EDGE_ERRORS.items())
+
+
+# In front of several hosts, retrying on another host is safe for reads, and for a POST only under an
+# Idempotency-Key (the service replays the first answer of a key instead of charging again). Any other
+# request ($toko_once) goes to one host only: its client sees the failure and decides.
+_RETRY_MAP = """    map "$request_method:$http_idempotency_key" $toko_once {
+        default 1;
+        "~^(GET|HEAD):" 0;
+        "~^POST:." 0;
+    }"""
+
+
+def _balanced_route(match: str, service: str) -> str:
+    """A gateway location over several hosts; the path goes on unchanged (each host's gateway routes it).
+
+    A location with an error_page of its own inherits none, so it repeats the envelope pages.
+    """
+    return (f"        location {match} {{ {_error_pages('', ' ')} error_page 418 = @svc_{service}_once; "
+            f"if ($toko_once) {{ return 418; }} {_proxy(f'svc_{service}')} }}")
 
 
 def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
@@ -149,9 +173,18 @@ def _storefront() -> str:
 def _gateway_server(settings: Settings, var_dir: Path) -> str:
     locations = []
     for service, prefixes in ROUTES.items():
+        if settings.gateway_hosts:
+            locations += [_balanced_route(match, service) for match in (*prefixes, f"/_{service}/")]
+            locations.append(f"        location @svc_{service}_once {{ {_proxy(f'svc_{service}')} "
+                             "proxy_next_upstream off; }")
+            continue
         for prefix in prefixes:
             locations.append(f"        location {prefix} {{ {_proxy(f'svc_{service}')} }}")
         locations.append(f"        location /_{service}/ {{ {_proxy(f'svc_{service}', f'/_{service}', '/')} }}")
+    if settings.gateway_hosts:
+        locations.append(f"        proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;\n"
+                         f"        proxy_next_upstream_timeout {settings.edge_read_timeout}s;\n"
+                         "        recursive_error_pages on;")
     operator = "|".join(OPERATOR_PATHS)
     services = "|".join(ROUTES)
     not_found = _json(404, "not_found", "No service serves this path.")
@@ -182,7 +215,14 @@ def render_config(settings: Settings, var_dir: Path, root: Path | None = None) -
         + " ".join(f"server {server};" for server in upstream_servers(settings, service, root))
         + " keepalive 16; keepalive_timeout 50s; }"
         for service in settings.ports)
-    servers = "\n".join(_service_server(settings, service) for service in settings.ports)
+    # A gateway in front of several hosts serves no service port of its own; a host behind one believes
+    # the client address the gateway sends (X-Real-IP) when the peer is one of TOKO_TRUSTED_PROXIES.
+    servers = "" if settings.gateway_hosts else "\n".join(
+        _service_server(settings, service) for service in settings.ports)
+    balancing = _RETRY_MAP if settings.gateway_hosts else ""
+    realip = "".join(f"    set_real_ip_from {proxy};\n" for proxy in settings.trusted_proxies)
+    if realip:
+        realip += "    real_ip_header X-Real-IP;"
     return f"""# Rendered by `toko gateway` from common/gateway.py; do not edit.
 {user}worker_processes auto;
 worker_rlimit_nofile 16384;
@@ -221,6 +261,8 @@ http {{
     map $upstream_status $toko_edge_answered {{ "" 1; "~(^|\\s)50[234]$" 1; default 0; }}
     access_log /dev/stdout toko if=$toko_edge_answered;
 {_error_pages()}
+{balancing}
+{realip}
 {upstreams}
 {servers}
 {_gateway_server(settings, var_dir)}

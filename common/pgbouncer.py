@@ -51,7 +51,7 @@ def render_userlist(settings: Settings) -> str:
     return "".join(f'"{name}" "{password}"\n' for name, password in users(settings).items())
 
 
-def render_config(settings: Settings, var_dir: Path) -> str:
+def render_config(settings: Settings, var_dir: Path, user: str | None = None) -> str:
     primary = make_url(driver_url(settings.database_url))
     databases = [f"{primary.database} = {_target(settings.database_url, settings)}"]
     if settings.report_database_url:
@@ -85,11 +85,12 @@ server_login_retry = 1
 ; Fewer logs per connection: thousands of short client connections are normal here.
 log_connections = 0
 log_disconnections = 0
+{f"user = {user}" if user else ""}
 """
 
 
-def exec_pgbouncer(settings: Settings, var_dir: Path) -> None:
-    """Render the config and replace this process with PgBouncer in the foreground."""
+def exec_pgbouncer(settings: Settings, var_dir: Path, user: str | None = None) -> None:
+    """Render the config and replace this process with PgBouncer in the foreground (as `user`, from root)."""
     binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
     if binary is None:
         raise SystemExit("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
@@ -99,5 +100,8 @@ def exec_pgbouncer(settings: Settings, var_dir: Path) -> None:
     userlist.touch(mode=0o600)
     userlist.write_text(render_userlist(settings))
     conf = var_dir / "pgbouncer.ini"
-    conf.write_text(render_config(settings, var_dir))
+    conf.write_text(render_config(settings, var_dir, user))
+    if user:
+        for path in (var_dir, userlist, conf):
+            shutil.chown(path, user)
     os.execv(binary, [binary, str(conf)])

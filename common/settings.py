@@ -47,9 +47,12 @@ class Settings:
     bind_host: str = "127.0.0.1"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
     gateway_port: int = 8080
-    # Past one machine: hosts whose services the gateway balances over (same ports on each), and its
-    # passive health check: a host that fails max_fails times rests fail_timeout seconds.
+    # Past one machine: the hosts a front gateway balances over (host or host:port of each host's own
+    # gateway; port default gateway_port), and its passive health check: a host that fails max_fails times
+    # rests fail_timeout seconds. On the hosts, trusted_proxies are the front gateways' addresses (or CIDR
+    # ranges) whose X-Real-IP names the client.
     gateway_hosts: tuple = ()
+    trusted_proxies: tuple = ()
     gateway_max_fails: int = 1
     gateway_fail_timeout_seconds: int = 10
     # `toko pgbouncer`: transaction pooling on bind_host:pgbouncer_port to database_url's server (and to
@@ -180,6 +183,7 @@ def load_settings(environ: dict | None = None) -> Settings:
         ports=ports,
         gateway_port=_int(env, "TOKO_GATEWAY_PORT", 8080, lo=1, hi=65535),
         gateway_hosts=tuple(h.strip() for h in env.get("TOKO_GATEWAY_HOSTS", "").split(",") if h.strip()),
+        trusted_proxies=tuple(p.strip() for p in env.get("TOKO_TRUSTED_PROXIES", "").split(",") if p.strip()),
         gateway_max_fails=_int(env, "TOKO_GATEWAY_MAX_FAILS", 1, lo=0, hi=100),
         gateway_fail_timeout_seconds=_int(env, "TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS", 10, lo=1, hi=3600),
         pgbouncer_port=_int(env, "TOKO_PGBOUNCER_PORT", 6432, lo=1, hi=65535),
