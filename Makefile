@@ -9,10 +9,10 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test screenshots fuzz lint load bench bench-stack clean
+.PHONY: help install run test test-cluster screenshots fuzz lint load bench bench-stack clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(BIN)/toko: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ run: install ## migrate, seed demo data when empty, run every service under supe
 test: install ## run the whole test suite against a throwaway PostgreSQL database
 	scripts/pg-up
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-cluster: install ## as root: 3 service hosts (network namespaces), gateway, PgBouncer, a replica, tested
+	TOKO_CLUSTER_TESTS=1 $(BIN)/pytest tests/cluster $(PYTEST_ARGS)
 
 screenshots: install ## the storefront's browser tests, writing their screenshots into docs/ for the README
 	scripts/pg-up

@@ -152,6 +152,10 @@ class Host(Stack):
              str(self.home / "supervisord.conf")],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
 
+    def crash(self) -> None:
+        """Every process of the host killed at once, as when the machine dies."""
+        _kill_namespace_processes(self.netns)
+
     def stop(self) -> None:
         try:
             super().stop()

@@ -29,6 +29,12 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def database_url():
+    """The cluster brings its own PostgreSQL servers: the run's scratch database on the given one is not needed."""
+    yield None
+
+
 @pytest.fixture(scope="session")
 def cluster():
     with Cluster(hosts=3) as built:
