@@ -227,8 +227,8 @@ class Cluster:
         self.primary.init()
         with open(self.primary.data / "postgresql.conf", "a") as conf:
             conf.write(render_primary_conf(settings, self.primary.port, PRIMARY_MAX_CONNECTIONS))
-            # Every statement in the log: the report test reads which server ran the aggregates.
-            conf.write("log_statement = 'all'\n")
+            # Every statement in the log, with its role: the tests read which server ran what, and how.
+            conf.write("log_statement = 'all'\nlog_line_prefix = '%m [%p] %u@%d '\n")
         self._exit.callback(self._stop_server, self.primary)
         self.primary.start()
         self.primary.wait_ready()
@@ -245,7 +245,6 @@ class Cluster:
                           "-D", str(self.replica.data), "-R", "-X", "stream", "-c", "fast")
         with open(self.replica.data / "postgresql.conf", "a") as conf:
             conf.write(render_standby_conf(settings, self.replica.port))
-            conf.write("log_statement = 'all'\n")
         self._exit.callback(self._stop_server, self.replica)
         self.start_replica()
 

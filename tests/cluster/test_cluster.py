@@ -4,6 +4,7 @@ The tests share one cluster and run in this order; the last one takes host A dow
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -175,6 +176,16 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
         for thread in clients:
             thread.join(timeout=TIMEOUT)
     assert not errors and set(statuses) == {200}, (statuses, errors[:5])
+    # Transaction pooling hands each transaction any server connection: nothing toko sent may outlive its
+    # transaction there (a session-level SET, a prepared statement, a session advisory lock, LISTEN). The SETs
+    # of the parameters PgBouncer itself tracks per client are PgBouncer's doing, and safe.
+    statements = [line.split("statement: ", 1)[1] for line in cluster.server_log(cluster.primary).splitlines()
+                  if "] toko_" in line and "statement: " in line]
+    tracked = r"(application_name|client_encoding|datestyle|timezone|standard_conforming_strings)\b"
+    session_state = [s for s in statements
+                     if re.match(rf"(?i)\s*(SET (?!LOCAL )(?!{tracked})|PREPARE|LISTEN|DECLARE .* WITH HOLD)", s)
+                     or re.search(r"(?i)pg_advisory_lock|pg_try_advisory_lock", s)]
+    assert len(statements) > 1000 and session_state == [], session_state[:5]
     # What the settings allow: every service's workers x threads, on every host, plus the background workers.
     settings_demand = len(cluster.hosts) * len(SERVICES) * 2 * 4
     assert peak["pgbouncer clients"] > PRIMARY_MAX_CONNECTIONS
