@@ -202,6 +202,9 @@ class Cluster:
         _ip("link", "add", bridge, "type", "bridge")
         self._exit.callback(_ip, "link", "del", bridge, check=False)
         _ip("addr", "add", f"{self.bridge_ip}/{subnet.prefixlen}", "dev", bridge)
+        # A second address on this side, for a client that is not the gateway.
+        self.client_ip = str(addresses[1])
+        _ip("addr", "add", f"{self.client_ip}/{subnet.prefixlen}", "dev", bridge)
         _ip("link", "set", bridge, "up")
         for i, ip in enumerate(self.host_ips):
             ns, outside = f"{self.tag}h{i}", f"{self.tag}v{i}"

@@ -14,13 +14,16 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin
 
 
 def test_the_gateway_balances_each_service_over_the_hosts_with_passive_checks(tmp_path):
-    settings = load_settings({"TOKO_GATEWAY_HOSTS": "10.9.0.11, 10.9.0.12", "TOKO_GATEWAY_MAX_FAILS": "2",
-                              "TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS": "7", "TOKO_GATEWAY_PORT": "18080"})
+    settings = load_settings({"TOKO_GATEWAY_HOSTS": "10.9.0.11, 10.9.0.12:18080", "TOKO_GATEWAY_MAX_FAILS": "2",
+                              "TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS": "7", "TOKO_GATEWAY_PORT": "8080"})
     conf = gateway.render_config(settings, tmp_path)
-    for port in settings.ports.values():
-        assert (f"server 10.9.0.11:{port} max_fails=2 fail_timeout=7s; "
-                f"server 10.9.0.12:{port} max_fails=2 fail_timeout=7s;") in conf
-    assert "non_idempotent" in conf and "proxy_next_upstream off" in conf
+    for service in settings.ports:
+        assert (f"upstream svc_{service} {{ server 10.9.0.11:8080 max_fails=2 fail_timeout=7s; "
+                f"server 10.9.0.12:18080 max_fails=2 fail_timeout=7s;") in conf
+        assert f"location @svc_{service}_once {{" in conf
+    # Only the gateway's port: the services run on the hosts.
+    assert [line.strip() for line in conf.splitlines() if "listen " in line] == ["listen 127.0.0.1:8080;"]
+    assert "non_idempotent" in conf and "proxy_next_upstream off" in conf and "unix:" not in conf
     if NGINX:
         (tmp_path / "nginx.conf").write_text(conf)
         checked = subprocess.run([NGINX, "-t", "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
@@ -28,9 +31,11 @@ def test_the_gateway_balances_each_service_over_the_hosts_with_passive_checks(tm
         assert checked.returncode == 0, checked.stderr
 
 
-def test_one_host_is_the_default():
-    conf = gateway.render_config(load_settings({}), Path("/tmp"))
-    assert "max_fails" not in conf and "server 127.0.0.1:5003;" in conf
+def test_one_host_is_the_default_and_a_host_behind_a_gateway_trusts_its_address(tmp_path):
+    alone = gateway.render_config(load_settings({}), tmp_path, tmp_path)
+    assert "max_fails" not in alone and "$toko_once" not in alone and "set_real_ip_from" not in alone
+    behind = gateway.render_config(load_settings({"TOKO_TRUSTED_PROXIES": "10.9.0.1"}), tmp_path, tmp_path)
+    assert "set_real_ip_from 10.9.0.1;" in behind and "real_ip_header X-Real-IP;" in behind
 
 
 def test_pgbouncer_pools_transactions_for_every_service_role():
