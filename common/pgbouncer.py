@@ -48,7 +48,10 @@ def users(settings: Settings) -> dict[str, str]:
 
 
 def render_userlist(settings: Settings) -> str:
-    return "".join(f'"{name}" "{password}"\n' for name, password in users(settings).items())
+    def quoted(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"'
+
+    return "".join(f"{quoted(name)} {quoted(password)}\n" for name, password in users(settings).items())
 
 
 def render_config(settings: Settings, var_dir: Path, user: str | None = None) -> str:

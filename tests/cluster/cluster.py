@@ -31,7 +31,7 @@ import psycopg2
 import requests
 
 from common.replica import render_primary_conf, render_standby_conf
-from common.settings import SERVICES, load_settings
+from common.settings import load_settings
 from tests.e2e.pgcluster import PrivateCluster, unavailable_reason as pg_unavailable
 from tests.e2e.stack import ROOT, Stack, free_port
 
@@ -395,5 +395,3 @@ class Cluster:
     def server_log(self, server: PrivateCluster) -> str:
         return (server.home / "server.log").read_text(errors="replace")
 
-
-__all__ = ["Cluster", "Host", "unavailable_reason", "SERVICES", "HOST_PORTS"]

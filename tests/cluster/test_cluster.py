@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from common.db.session import driver_url
-from tests.cluster.cluster import PGBOUNCER_MAX_DB_CONNECTIONS, PRIMARY_MAX_CONNECTIONS, SERVICES
+from common.settings import SERVICES
+from tests.cluster.cluster import PGBOUNCER_MAX_DB_CONNECTIONS, PRIMARY_MAX_CONNECTIONS
 from tests.cluster.conftest import MEASURED
 from tests.factories import make_account, make_item
 
@@ -207,7 +208,8 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
                      or re.search(r"(?i)pg_advisory_lock|pg_try_advisory_lock", s)]
     assert len(statements) > 1000 and session_state == [], session_state[:5]
     # What the settings allow: every service's workers x threads, on every host, plus the background workers.
-    settings_demand = len(cluster.hosts) * len(SERVICES) * 2 * 4
+    workers, threads = (int(cluster.hosts[0].env[name]) for name in ("TOKO_WORKERS", "TOKO_THREADS"))
+    settings_demand = len(cluster.hosts) * len(SERVICES) * workers * threads
     assert peak["pgbouncer clients"] > PRIMARY_MAX_CONNECTIONS
     assert peak["primary backends"] <= PGBOUNCER_MAX_DB_CONNECTIONS < PRIMARY_MAX_CONNECTIONS
     # The same connections opened directly: the primary refuses what does not fit.
@@ -226,16 +228,12 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
             conn.close()
     assert refused > 0 and len(opened) < PRIMARY_MAX_CONNECTIONS
     MEASURED.append(
-        f"connections: {len(cluster.hosts)} hosts x {len(SERVICES)} services x 2 workers x 4 threads = "
+        f"connections: {len(cluster.hosts)} hosts x {len(SERVICES)} services x {workers} workers x {threads} threads = "
         f"{settings_demand} request threads; under load ({sum(statuses.values())} requests, all 200) PgBouncer "
         f"held up to {peak['pgbouncer clients']} client connections of the services and the primary up to "
         f"{peak['primary backends']} backends (max_connections {PRIMARY_MAX_CONNECTIONS}, PgBouncer's "
         f"max_db_connections {PGBOUNCER_MAX_DB_CONNECTIONS}); the same {peak['pgbouncer clients']} directly: "
         f"{len(opened)} opened, {refused} refused")
-
-
-def _wait(seconds: float) -> None:
-    time.sleep(seconds)
 
 
 def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, primary, admin):
@@ -246,13 +244,13 @@ def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, prima
     fail_timeout = 2.5  # the cluster's TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS (2) and a margin
     a.ctl("stop", "svc_user", "svc_transaction", check=True)
     try:
-        _wait(fail_timeout)
+        time.sleep(fail_timeout)
         plain = [requests.post(cluster.gateway_url("/v1/sessions"), json={"username": "nobody", "password": "x" * 12},
                                timeout=TIMEOUT) for _ in range(len(cluster.hosts))]
-        _wait(fail_timeout)
+        time.sleep(fail_timeout)
         keyed = [buy(requests, cluster.gateway_url("/v1/transactions"), buyer, item_id, str(uuid.uuid4()))
                  for _ in range(len(cluster.hosts))]
-        _wait(fail_timeout)
+        time.sleep(fail_timeout)
         reads = [requests.get(cluster.gateway_url("/v1/users/me"), headers=admin.headers, timeout=TIMEOUT)
                  for _ in range(len(cluster.hosts))]
     finally:
