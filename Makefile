@@ -24,16 +24,14 @@ install: $(BIN)/toko ## create .venv and install toko with its pinned dependenci
 
 NGINX_MISSING := nginx is not installed: it owns every port toko serves (services and gateway). Debian: apt-get install nginx
 
-run: install ## migrate, seed demo data when empty, run every service under supervisord (Ctrl-C stops)
+run: install ## check the ports, migrate, seed demo data when empty, run everything under supervisord (Ctrl-C stops)
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "$(NGINX_MISSING)" >&2; exit 1; }
+	@$(BIN)/toko preflight
 	scripts/pg-up
 	$(BIN)/toko db-ensure
 	$(BIN)/toko migrate
 	$(BIN)/toko seed-demo --if-empty
-	mkdir -p var/log
-	@echo "services on :5001 user, :5002 otp, :5003 item, :5004 transaction, :5005 report (docs at /docs)"
-	@echo "gateway on :8080 (every service by path, all the docs at /docs/)"
-	exec $(BIN)/supervisord -c supervisord.conf
+	@exec $(BIN)/toko supervise
 
 test: install ## run the whole test suite against a throwaway PostgreSQL database
 	scripts/pg-up

@@ -59,3 +59,4 @@ def post_fork(server, worker):
     from common.db.session import dispose_engines
 
     dispose_engines()
+

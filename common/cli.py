@@ -2,16 +2,59 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from common.db.session import driver_url, session_scope
+from common.demo import DEMO_ADMIN
 from common.settings import SettingsError, get_settings
 
 
-@click.group()
+def database_problem(exc: DBAPIError, database_url: str) -> str:
+    """What failed, where, and what to do, in two lines instead of a traceback."""
+    url = make_url(driver_url(database_url))
+    where = f"{url.host or 'localhost'}:{url.port or 5432}, database {url.database!r} as {url.username!r}"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = reason.lower()
+    if "does not exist" in lowered and "database" in lowered:
+        advice = "create it with `toko db-ensure` (make run does)"
+    elif "password authentication failed" in lowered or "no password supplied" in lowered:
+        advice = "check the user and password in DATABASE_URL"
+    elif "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered \
+            or "could not translate host name" in lowered:
+        advice = "start PostgreSQL there (scripts/pg-up) or point DATABASE_URL at a running server"
+    elif "permission denied" in lowered:
+        advice = "run it as a role with the needed rights (DATABASE_URL names the schema's owner)"
+    else:
+        advice = "check that DATABASE_URL names a running PostgreSQL and that the schema is migrated (toko migrate)"
+    return f"PostgreSQL at {where}: {reason}\n  {advice}"
+
+
+class TokoGroup(click.Group):
+    """Every command reports a database failure as a short explanation and exits 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            command = ctx.invoked_subcommand or ""
+            raise click.ClickException(f"toko {command} failed: {database_problem(exc, get_settings().database_url)}"
+                                       ) from None
+
+
+def _explain(exc) -> str:
+    """An ApiError as one sentence: its message plus each field's complaints."""
+    fields = (exc.details or {}).get("fields") or {}
+    complaints = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                           for name, msgs in fields.items())
+    return f"{exc.message} ({complaints})" if complaints else exc.message
+
+
+@click.group(cls=TokoGroup)
 def main() -> None:
     """toko: a shop backend as shared-database microservices."""
     try:
@@ -33,8 +76,9 @@ def db_ensure() -> None:
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{url.database}"'))
                 click.echo(f"created database {url.database}")
-    except Exception as exc:  # noqa: BLE001 - one line for the operator, not a trace
-        raise click.ClickException(f"cannot reach PostgreSQL at {url.render_as_string()}: {exc}") from None
+    except DBAPIError as exc:
+        server = url.set(database="postgres").render_as_string(hide_password=False)
+        raise click.ClickException(f"toko db-ensure failed: {database_problem(exc, server)}") from None
     finally:
         admin.dispose()
 
@@ -66,7 +110,7 @@ def create_user_cmd(username: str, password: str, role: str, email: str | None, 
                                password=password, phone=phone, role=role)
             click.echo(f"created {role} {user.username} (id {user.id})")
     except ApiError as exc:
-        raise click.ClickException(f"{exc.message} {exc.details or ''}".strip()) from None
+        raise click.ClickException(_explain(exc)) from None
 
 
 @main.command()
@@ -103,6 +147,35 @@ def demo(host: str, item_id: int | None) -> None:
         raise click.ClickException(f"{exc} (are the services running? `make run`)") from None
 
 
+_CONFIG = click.option("-c", "--config", "config", default="supervisord.conf", show_default=True,
+                       type=click.Path(dir_okay=False, path_type=Path), help="The supervisord configuration.")
+
+
+@main.command()
+@_CONFIG
+def preflight(config: Path) -> None:
+    """Refuse to start when toko already runs here or a port it needs is taken (make run's first step)."""
+    from common.launch import LaunchError, Supervisor, preflight as check
+
+    try:
+        check(get_settings(), Supervisor(config))
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@_CONFIG
+def supervise(config: Path) -> None:
+    """Run every program under supervisord in the foreground; exit 1 when one cannot start."""
+    from common.launch import LaunchError, Supervisor, supervise as run
+
+    try:
+        status = run(get_settings(), Supervisor(config), echo=click.echo)
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(status)
+
+
 @main.command()
 def gateway() -> None:
     """Run the nginx gateway in the foreground (supervisor's `gateway` program)."""
@@ -124,7 +197,6 @@ def pgbouncer(user: str | None) -> None:
     exec_pgbouncer(get_settings(), Path.cwd() / "var" / "pgbouncer", user)
 
 
-DEMO_ADMIN = ("admin", "admin-password-123")
 DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
 DEMO_CATALOGUE = {
     "Sembako": [("BRS-5KG", "Beras 5 kg", 75000, 500), ("MYK-2L", "Minyak goreng 2 L", 38000, 500),

@@ -10,6 +10,7 @@ from typing import Callable
 
 import requests
 
+DEMO_ADMIN = ("admin", "admin-password-123")
 STORY = [("dwi", "dwi-password-123", 10), ("will", "will-password-123", 50), ("eko", "wrong-password", 3)]
 
 

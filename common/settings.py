@@ -135,6 +135,26 @@ class Settings:
         return url.render_as_string(hide_password=False)
 
 
+_DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
+
+
+def _check_database_url(name: str, url: str | None) -> None:
+    """A mistyped URL is reported as such, not later as a missing database driver."""
+    if not url:
+        return
+    if not url.startswith(_DATABASE_SCHEMES):
+        found = f"its scheme is {url.split('://', 1)[0] + '://'!r}" if "://" in url else "it has no scheme"
+        raise SettingsError(f"{name} must be a PostgreSQL URL like postgresql://user@host:5432/toko; {found}")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url).port
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{name} is not a valid URL (postgresql://user[:password]@host[:port]/database)"
+                            ) from None
+
+
 def load_settings(environ: dict | None = None) -> Settings:
     """Build and validate settings from an environment mapping (os.environ by default)."""
     env = dict(os.environ if environ is None else environ)
@@ -150,12 +170,16 @@ def load_settings(environ: dict | None = None) -> Settings:
     secret_key = env.get("TOKO_SECRET_KEY", "")
     otp_secret = env.get("TOKO_OTP_SECRET", "")
     if name == "production":
-        for var, value in (("TOKO_SECRET_KEY", secret_key), ("TOKO_OTP_SECRET", otp_secret)):
-            if value.lower() in _PLACEHOLDERS or len(value) < 32:
-                raise SettingsError(f"{var} must be set to a real secret of 32+ characters in production")
+        weak = [var for var, value in (("TOKO_SECRET_KEY", secret_key), ("TOKO_OTP_SECRET", otp_secret))
+                if value.lower() in _PLACEHOLDERS or len(value) < 32]
+        if weak:
+            raise SettingsError(f"{' and '.join(weak)} must each be set to a real secret of 32+ characters "
+                                "in production")
     else:
         secret_key = secret_key or _DEV_SECRET
         otp_secret = otp_secret or _DEV_SECRET
+    for var in ("DATABASE_URL", "TOKO_REPORT_DATABASE_URL"):
+        _check_database_url(var, env.get(var))
     otp_sender = env.get("TOKO_OTP_SENDER", "log")
     otp_gateway_url = env.get("TOKO_OTP_GATEWAY_URL") or None
     if otp_sender not in ("log", "http"):

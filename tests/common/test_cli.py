@@ -1,4 +1,9 @@
-"""The `toko` command against the run's database."""
+"""The `toko` command against the run's database, and how it fails when the database is not there."""
+import os
+import socket
+import subprocess
+
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -6,7 +11,8 @@ from common.cli import main
 from common.db.models import Category, User
 from common.db.session import session_scope
 from svc_user.passwords import verify_password
-from tests.conftest import unique
+from tests.conftest import TEST_DATABASE_URL, unique
+from tests.e2e.stack import ROOT
 
 
 def run(*args):
@@ -45,3 +51,50 @@ def test_seed_demo_if_empty_leaves_a_database_with_users_alone(database_url):
 def test_migrate_is_idempotent(database_url):
     assert run("migrate")[0] == 0
     assert run("migrate")[0] == 0
+
+
+def toko(*args, **env):
+    """The installed `toko` command in a process of its own, with some settings changed."""
+    environ = {**os.environ, **env}
+    return subprocess.run([str(ROOT / ".venv/bin/toko"), *args], capture_output=True, text=True, env=environ,
+                          timeout=60)
+
+
+def test_create_user_with_a_taken_name_says_so_in_a_sentence(database_url):
+    name = unique("op")
+    assert run("create-user", name, "--password", "long-enough-1")[0] == 0
+    code, out = run("create-user", name, "--password", "long-enough-1")
+    assert code == 1 and out.strip() == "Error: That username is already registered."
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["seed-demo", "--if-empty"], ["db-ensure"],
+                                     ["create-user", "someone", "--password", "long-enough-1"]])
+def test_an_unreachable_database_is_two_lines_not_a_traceback(command):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = toko(*command, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/toko")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+    assert len(lines) == 2, result.stderr
+    assert f"toko {command[0]} failed" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    assert "Connection refused" in lines[0] and "DATABASE_URL" in lines[1]
+
+
+def test_a_missing_database_points_at_db_ensure():
+    result = toko("migrate", DATABASE_URL=f"{TEST_DATABASE_URL}_missing")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "does not exist" in result.stderr and "toko db-ensure" in result.stderr
+
+
+def test_a_mistyped_scheme_is_reported_as_a_wrong_url():
+    result = toko("migrate", DATABASE_URL=TEST_DATABASE_URL.replace("postgresql://", "postgresq://"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "DATABASE_URL must be a PostgreSQL URL" in result.stderr and "'postgresq://'" in result.stderr
+
+
+def test_production_without_secrets_names_both():
+    result = toko("migrate", TOKO_ENV="production", TOKO_SECRET_KEY="", TOKO_OTP_SECRET="",
+                  TOKO_ARGON2_PROFILE="owasp")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "TOKO_SECRET_KEY" in result.stderr and "TOKO_OTP_SECRET" in result.stderr

@@ -46,3 +46,21 @@ def test_each_service_connects_as_its_own_role_when_roles_are_on():
     assert s.database_url_for("item") == "postgresql://toko_item@h:5432/db"
     assert s.database_url_for("report") == "postgresql://toko_report:pw@h:5432/db"
     assert s.database_url_for(None) == "postgresql://owner@h:5432/db"  # migrations and operators' commands
+
+
+def test_production_names_every_missing_secret_at_once():
+    with pytest.raises(SettingsError) as failure:
+        load_settings({"TOKO_ENV": "production"})
+    assert "TOKO_SECRET_KEY" in str(failure.value) and "TOKO_OTP_SECRET" in str(failure.value)
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresq://postgres@127.0.0.1:5432/toko", "its scheme is 'postgresq://'"),
+    ("mysql://root@127.0.0.1/toko", "its scheme is 'mysql://'"),
+    ("127.0.0.1:5432/toko", "it has no scheme"),
+    ("postgresql://postgres@127.0.0.1:54x2/toko", "not a valid URL"),
+])
+def test_a_mistyped_database_url_is_reported_as_a_wrong_url(url, says):
+    with pytest.raises(SettingsError, match="DATABASE_URL") as failure:
+        load_settings({"DATABASE_URL": url})
+    assert says in str(failure.value)
