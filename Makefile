@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-cluster screenshots fuzz lint load bench bench-stack clean
+.PHONY: help install run test test-cluster screenshots fuzz lint load bench bench-stack docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench: install ## 1M items + 1M lines in toko_bench, every comparison against it
 bench-stack: install ## the stack as `make run` starts it (supervisord, the edge) against the floors; into docs/benchmarks.md
 	scripts/pg-up
 	$(BIN)/python bench/stack.py $(BENCH_ARGS)
+
+docs: install ## write docs/api.md from the services' OpenAPI documents
+	TOKO_ENV=test $(BIN)/toko api-docs
 
 lint: install ## compile-check every module
 	$(BIN)/python -m compileall -q common svc_* migrations tests

@@ -147,6 +147,21 @@ def demo(host: str, item_id: int | None) -> None:
         raise click.ClickException(f"{exc} (are the services running? `make run`)") from None
 
 
+@main.command("api-docs")
+@click.option("--check", is_flag=True, help="Fail when docs/api.md differs from what the code documents.")
+def api_docs(check: bool) -> None:
+    """Write docs/api.md from the five services' OpenAPI documents."""
+    from common.apidocs import PATH, documents, render
+
+    text = render(documents())
+    if check:
+        if not PATH.exists() or PATH.read_text() != text:
+            raise click.ClickException(f"{PATH} is out of date: run `make docs`")
+        return
+    PATH.write_text(text)
+    click.echo(f"wrote {PATH}")
+
+
 _CONFIG = click.option("-c", "--config", "config", default="supervisord.conf", show_default=True,
                        type=click.Path(dir_okay=False, path_type=Path), help="The supervisord configuration.")
 

@@ -19,7 +19,7 @@ reports = Blueprint(
 @reports.arguments(SalesArgs, location="query")
 @reports.response(200, envelope(SalesReport))
 @reports.errors(422)
-def sales(args):
+def sales_report(args):
     """The live sales report: rows per day, item or buyer, and totals, from one snapshot."""
     query = service.parse_sales_query(args["from_"], args["to"], args["group_by"], args["tz"])
     # The service already builds the documented JSON document; dumping thousands of rows field by field

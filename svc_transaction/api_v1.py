@@ -43,7 +43,7 @@ def _location(transaction_id: int) -> dict:
 @blp.response(201, Transaction, headers=REPLAY_HEADERS)
 @blp.errors(400, 409, 422)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
-def create(body):
+def create_transaction(body):
     """Buy: prices from the catalogue; all lines filled or nothing taken.
 
     A total at or above the OTP threshold is created `awaiting_otp` (stock reserved until `confirm_by`);
@@ -72,7 +72,7 @@ def create(body):
 @blp.arguments(TransactionListArgs, location="query")
 @blp.response(200, envelope(TransactionSchema, many=True))
 @blp.errors(403, 422)
-def index(args):
+def list_transactions(args):
     """Transactions, newest first: your own; an admin sees everyone's (or one user's, `?user_id=`)."""
     rows = service.list_transactions(db(), require_principal(), **args)
     return {"data": rows}
@@ -82,7 +82,7 @@ def index(args):
 @blp.auth
 @blp.response(200, Transaction)
 @blp.errors(404)
-def show(transaction_id: int):
+def get_transaction(transaction_id: int):
     """One transaction (its buyer or an admin; anyone else gets 404)."""
     return {"data": service.get_transaction(db(), require_principal(), transaction_id)}
 
@@ -91,7 +91,7 @@ def show(transaction_id: int):
 @blp.auth
 @blp.response(200, Transaction)
 @blp.errors(404, 409)
-def cancel(transaction_id: int):
+def cancel_transaction(transaction_id: int):
     """Cancel (buyer or admin): `paid` or `awaiting_otp` → `cancelled`, stock returned once, record kept.
 
     Cancelled or expired (also awaiting_otp past `confirm_by`) → 409 `transaction_not_cancellable`.
@@ -106,7 +106,7 @@ def cancel(transaction_id: int):
 @blp.arguments(ConfirmBody)
 @blp.response(200, Transaction)
 @blp.errors(403, 404, 409, 410, 422)
-def confirm(body, transaction_id: int):
+def confirm_transaction(body, transaction_id: int):
     """Confirm an `awaiting_otp` purchase with a verified `confirm_transaction` OTP for it → `paid`.
 
     The OTP must be the buyer's, with purpose `confirm_transaction` and reference this transaction's id

@@ -1,6 +1,7 @@
 """flask-smorest, shaped to toko: the contract's error envelope and auth documented with enforcement."""
 from __future__ import annotations
 
+import flask
 import flask_smorest
 from flask_smorest.utils import resolve_schema_instance
 
@@ -8,20 +9,43 @@ from common.web.auth import SECURITY, login_required
 from common.web.body import Parser
 from common.web.dump import compiled
 from common.web.errors import register_error_handlers
+from common.web.openapi import finish, operation_id
 from common.web.schemas import ErrorSchema
 
 
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
 
+    def __init__(self, app=None, *, service: str, **kwargs):
+        self.service = service
+        super().__init__(app, **kwargs)
+
     def _register_error_handlers(self):
         register_error_handlers(self._app)
+
+    def document(self) -> dict:
+        """The service's OpenAPI document as served at /openapi.json."""
+        return finish(self.spec.to_dict(), self.service)
+
+    def _openapi_json(self):
+        return flask.current_app.response_class(flask.json.dumps(self.document(), indent=2, sort_keys=False),
+                                                mimetype="application/json")
 
 
 class Blueprint(flask_smorest.Blueprint):
     """A smorest blueprint whose `auth` decorator both enforces and documents the session."""
 
     ARGUMENTS_PARSER = Parser()
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        # Generated clients name their methods after operationIds: listItems, not get_v1_items.
+        docs = self._docs[endpoint or view_func.__name__]
+        methods = [m for m in options.get("methods", ["GET"])]
+        for method in methods:
+            if method.lower() in docs:
+                docs[method.lower()].setdefault("manual_doc", {}).setdefault(
+                    "operationId", operation_id(view_func.__name__, rule, method, methods))
 
     def arguments(self, schema, *args, **kwargs):
         # webargs builds a new schema from a class on every request; one instance serves them all.

@@ -48,7 +48,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     init_db(app, service)
-    api = Api(app, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
+    api = Api(app, service=service, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     _register_request_hooks(app, service, public_reads, frozenset(settings.cors_origins))
