@@ -9,18 +9,26 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-cluster screenshots fuzz lint load bench bench-stack docs clean
+.PHONY: help install lock run test test-cluster screenshots fuzz lint load bench bench-stack docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
-$(BIN)/toko: setup.cfg pyproject.toml
+# Every dependency, transitive ones too, at the version and hash requirements.lock names; then toko
+# itself (which finds its pins satisfied; a pin added to setup.cfg since the last `make lock` still
+# installs, and a test says the lock is stale).
+$(BIN)/toko: setup.cfg pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $@
 
-install: $(BIN)/toko ## create .venv and install toko with its pinned dependencies
+install: $(BIN)/toko ## create .venv and install toko with the exact dependencies of requirements.lock
+
+lock: install ## regenerate requirements.lock from setup.cfg's pins: every transitive dependency, with hashes
+	$(BIN)/pip-compile --quiet --generate-hashes --extra test --extra dev --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock setup.cfg
 
 NGINX_MISSING := nginx is not installed: it owns every port toko serves (services and gateway). Debian: apt-get install nginx
 
@@ -51,8 +59,9 @@ fuzz: install ## a longer schemathesis pass over every service's OpenAPI documen
 
 LOAD_SECONDS ?= 30
 LOAD_USERS ?= 8
-load: install ## a realistic mix against the running stack (`make run` first); LOAD_SECONDS=30 LOAD_USERS=8
-	$(BIN)/python bench/load.py --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
+load: install ## Locust, headless, against the running stack (`make run` first); any error fails; LOAD_SECONDS=30 LOAD_USERS=8
+	$(BIN)/locust -f bench/locustfile.py --headless --only-summary --users $$(( $(LOAD_USERS) + 1 )) \
+	  --spawn-rate $$(( $(LOAD_USERS) + 1 )) --run-time $(LOAD_SECONDS)s --stop-timeout 10
 
 BENCH_ARGS ?=
 bench: install ## 1M items + 1M lines in toko_bench, every comparison against its floor, the table into docs/benchmarks.md (BENCH_ARGS="--reuse --keep")

@@ -250,32 +250,26 @@ def utc(value) -> str:
 # -- progress --------------------------------------------------------------------------------------
 
 class Progress:
-    """A one-line text progress bar, redrawn per batch: `with Progress("items", n) as bar: bar.advance(k)`."""
+    """A progress bar (rich's) for one step: `with Progress("items", n) as bar: bar.advance(k)`."""
 
-    def __init__(self, label: str, total: int, unit: str = "", width: int = 30):
-        self.label, self.total, self.unit, self.width = label, total, unit, width
-        self.done = 0
-        self.started = time.perf_counter()
+    def __init__(self, label: str, total: int, unit: str = ""):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TaskProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+        self.label, self.total, self.unit = label, total, unit
+        self._bar = Bar(TextColumn(f"  {label:<22}"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+                        TextColumn(unit), TimeElapsedColumn(), TimeRemainingColumn())
+        self._task = self._bar.add_task(label, total=total)
 
     def __enter__(self) -> "Progress":
-        self.draw()
+        self._bar.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        self._bar.stop()
 
     def advance(self, n: int) -> None:
-        self.done = min(self.total, self.done + n)
-        self.draw()
-
-    def draw(self) -> None:
-        share = self.done / self.total if self.total else 1.0
-        filled = int(share * self.width)
-        elapsed = time.perf_counter() - self.started
-        sys.stdout.write(f"\r  {self.label:<22} [{'#' * filled}{'.' * (self.width - filled)}] {share:4.0%} "
-                         f"{self.done:>11,}/{self.total:,}{' ' + self.unit if self.unit else ''}  {elapsed:6.1f}s")
-        sys.stdout.flush()
+        self._bar.advance(self._task, n)
 
 
 # -- load ------------------------------------------------------------------------------------------

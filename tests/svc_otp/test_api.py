@@ -239,7 +239,7 @@ def test_production_never_reveals_the_code(client, account, monkeypatch):
     from common import settings as settings_module
 
     production = settings_module.load_settings({"TOKO_ENV": "production", "TOKO_SECRET_KEY": "k" * 40,
-                                                "TOKO_OTP_SECRET": "o" * 40, "DATABASE_URL": "x"})
+                                                "TOKO_OTP_SECRET": "o" * 40, "DATABASE_URL": "postgresql://x@127.0.0.1/x"})
     monkeypatch.setattr("svc_otp.api_v1.get_settings", lambda: production)
     data = create(client, account).get_json()["data"]
     assert "debug_code" not in data and set(data) == {"id", "purpose", "reference", "expires_at", "channel"}
