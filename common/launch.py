@@ -9,7 +9,6 @@ from __future__ import annotations
 import configparser
 import errno
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -165,22 +164,15 @@ def preflight(settings: Settings, supervisor: Supervisor) -> None:
         raise LaunchError("toko cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def nginx_installed() -> bool:
-    return bool(shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"))
-
-
 def banner(settings: Settings) -> str:
     host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
     width = max(len(s) for s in SERVICES)
-    lines = ["toko is starting:"]
+    lines = ["toko is starting (nginx holds every port below; the services listen on unix sockets in var/run):"]
     for service in SERVICES:
         base = f"http://{host}:{settings.ports[service]}"
         lines.append(f"  {service:<{width}}  {base}   docs {base}/docs")
-    if nginx_installed():
-        lines.append(f"  {'gateway':<{width}}  http://{host}:{settings.gateway_port}   (every /v1 and /v2 path)")
-    else:
-        lines.append(f"  gateway: nginx is not installed, so :{settings.gateway_port} stays closed "
-                     f"(apt-get install nginx)")
+    gateway = f"http://{host}:{settings.gateway_port}"
+    lines.append(f"  {'gateway':<{width}}  {gateway}/   the storefront, every service by path, all five docs at /docs/")
     lines.append(f"  admin login (demo data): {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
     lines.append("  logs in var/log/; Ctrl-C stops everything")
     return "\n".join(lines)
@@ -224,8 +216,6 @@ def _watch(supervisor: Supervisor, process: subprocess.Popen, echo) -> list[str]
         except (OSError, xmlrpc.client.Error):
             continue  # supervisord is still opening its socket, or already closed it
         states = {info["name"]: info["statename"] for info in infos}
-        if not nginx_installed() and states.get("gateway") == "FATAL":
-            states.pop("gateway")  # announced in the banner; the services run without it
         fatal = sorted(name for name, state in states.items() if state == "FATAL")
         if fatal:
             for name in fatal:
