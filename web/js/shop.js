@@ -7,8 +7,7 @@ import {
 } from './store.js';
 
 const PAGE_SIZE = 12;
-const SORTS = [['id', 'Catalogue order'], ['name', 'Name, A to Z'], ['price', 'Price, low to high'],
-  ['-price', 'Price, high to low']];
+const SORTS = [['id', 'Default order'], ['name', 'Name, A–Z'], ['price', 'Lowest price'], ['-price', 'Highest price']];
 
 // Kept between visits, so coming back from the cart shows the same page and filters.
 const browse = { q: '', category_id: '', min_price: '', max_price: '', in_stock: false, sort: 'id', cursors: [null], page: 0 };
@@ -53,12 +52,13 @@ function itemCard(item, region) {
 export function catalogue(root) {
   const q = field('Search', { type: 'search', name: 'q', value: browse.q, placeholder: 'Item name, e.g. beras', autocomplete: 'off' });
   const category = field('Category', { tag: 'select', name: 'category_id', options: [['', 'All categories']] });
-  const min = field('Min price (Rp)', { name: 'min_price', inputmode: 'numeric', value: browse.min_price, size: 9 });
-  const max = field('Max price (Rp)', { name: 'max_price', inputmode: 'numeric', value: browse.max_price, size: 9 });
+  const min = field('Min price', { name: 'min_price', inputmode: 'numeric', value: browse.min_price, size: 7, placeholder: 'Rp' });
+  const max = field('Max price', { name: 'max_price', inputmode: 'numeric', value: browse.max_price, size: 7, placeholder: 'Rp' });
   const sort = field('Sort by', { tag: 'select', name: 'sort', options: SORTS });
   q.el.classList.add('grow');
   min.el.classList.add('narrow');
   max.el.classList.add('narrow');
+  sort.el.classList.add('sort');
   sort.control.value = browse.sort;
   const inStock = h('input', { type: 'checkbox', id: uid('f'), checked: browse.in_stock });
   const region = h('div', { class: 'notes' });
