@@ -358,7 +358,7 @@ def test_an_admin_sees_the_sales_chart_and_downloads_the_csv(open_page, gateway,
     today = date.fromisoformat(page.evaluate(
         "() => { const d = new Date(); return [d.getFullYear(), String(d.getMonth() + 1).padStart(2, '0'), "
         "String(d.getDate()).padStart(2, '0')].join('-'); }"))
-    expect(page.get_by_label("From")).to_have_value((today - timedelta(days=29)).isoformat())
+    expect(page.get_by_label("From")).to_have_value((today - timedelta(days=30)).isoformat())
     expect(page.get_by_label("To")).to_have_value(today.isoformat())
     expect(page.get_by_label("Group by")).to_have_value("day")
     page.get_by_role("button", name="Show").click()
@@ -483,6 +483,7 @@ def test_every_page_fits_a_phone_and_its_text_has_contrast(open_page, gateway, s
     for viewport in (PHONE, DESKTOP):
         page = open_page(viewport)
         log_in(page, admin)
+        search(page, "kopi gayo")
         card(page, "Kopi Gayo 250 g").get_by_role("button", name="Add to cart").click()
         for link, ready in (("Catalogue", ".card"), ("Cart", ".line"), ("My purchases", ".purchase"),
                             ("Items", "tbody tr"), ("Reports", "tbody tr")):
@@ -500,6 +501,7 @@ def test_the_shop_works_from_the_keyboard_with_a_visible_focus(open_page, shelf)
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
     for _ in range(40):  # through the filters to the first item's button
         page.keyboard.press("Tab")
         focused = page.evaluate("() => [document.activeElement.textContent, "

@@ -90,9 +90,12 @@ export function items(root) {
     return tr;
   }
 
+  let latest = 0;
   async function load(from) {
+    const mine = ++latest;
     try {
       const { data, meta } = await api('GET', '/v2/items', { query: { q: find.control.value.trim(), limit: 20, cursor: from } });
+      if (mine !== latest) return;
       replace(body, data.map((item) => row(item)));
       if (!data.length) body.append(h('tr', null, h('td', { colspan: '5' }, 'No items.')));
       cursor = meta.next_cursor;
@@ -132,7 +135,7 @@ const GROUPS = [['day', 'Day'], ['item', 'Item'], ['user', 'Buyer']];
 
 export function reports(root) {
   const today = iso(new Date());
-  const from = field('From', { type: 'date', required: true, value: addDays(today, -29) });
+  const from = field('From', { type: 'date', required: true, value: addDays(today, -30) });
   const to = field('To', { type: 'date', required: true, value: today });
   const group = field('Group by', { tag: 'select', options: GROUPS });
   group.control.value = 'day';

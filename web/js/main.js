@@ -76,6 +76,11 @@ async function logOut() {
   else location.hash = '#/';
 }
 
+// The skip link moves focus without touching the hash, which the router owns.
+document.querySelector('.skip').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
 changes.addEventListener('user', renderNav);
 changes.addEventListener('cart', renderNav);
 window.addEventListener('hashchange', render);

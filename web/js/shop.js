@@ -108,7 +108,10 @@ export function catalogue(root) {
   },
   q.el, toggle, moreFields, h('button', { type: 'submit', class: 'primary' }, 'Search'));
 
+  let latest = 0;
   async function load() {
+    // Only the newest request may draw: an older answer arriving late must not replace it.
+    const mine = ++latest;
     list.setAttribute('aria-busy', 'true');
     const query = {
       q: browse.q, category_id: browse.category_id, min_price: browse.min_price, max_price: browse.max_price,
@@ -116,6 +119,7 @@ export function catalogue(root) {
     };
     try {
       const { data, meta } = await api('GET', '/v2/items', { query });
+      if (mine !== latest) return;
       browse.cursors[browse.page + 1] = meta.next_cursor;
       say(region, '');
       replace(list, data.map((item) => itemCard(item, region)));
@@ -127,9 +131,9 @@ export function catalogue(root) {
       next.disabled = !meta.next_cursor;
       pageNo.textContent = `Page ${browse.page + 1}`;
     } catch (error) {
-      say(region, explain(error), 'error');
+      if (mine === latest) say(region, explain(error), 'error');
     } finally {
-      list.setAttribute('aria-busy', 'false');
+      if (mine === latest) list.setAttribute('aria-busy', 'false');
     }
   }
 
