@@ -81,9 +81,17 @@ class Settings:
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
     session_touch_seconds: int = 60
+    # Login throttles (failures within the sliding window): per username and client address, per address
+    # across usernames, and per username across addresses (against a spread-out attack, far higher, so an
+    # attacker's failures never lock the owner out from a clean address below it).
     login_max_failures: int = 5
-    login_lock_base_seconds: int = 30
+    login_addr_max_failures: int = 20
+    login_user_max_failures: int = 100
+    login_window_seconds: int = 600
     argon2_profile: str = "owasp"
+    # Password hashes running at once per worker process; a login waits this long for a turn, then gets 503.
+    argon2_max_concurrent: int = 1
+    argon2_wait_ms: int = 500
     # OTP
     otp_ttl_seconds: int = 300
     otp_max_attempts: int = 5
@@ -231,8 +239,12 @@ def load_settings(environ: dict | None = None) -> Settings:
         session_absolute_seconds=_int(env, "TOKO_SESSION_ABSOLUTE_SECONDS", 12 * 3600, lo=1),
         session_touch_seconds=_int(env, "TOKO_SESSION_TOUCH_SECONDS", 60, lo=0),
         login_max_failures=_int(env, "TOKO_LOGIN_MAX_FAILURES", 5, lo=1),
-        login_lock_base_seconds=_int(env, "TOKO_LOGIN_LOCK_SECONDS", 30, lo=1),
+        login_addr_max_failures=_int(env, "TOKO_LOGIN_ADDR_MAX_FAILURES", 20, lo=1),
+        login_user_max_failures=_int(env, "TOKO_LOGIN_USER_MAX_FAILURES", 100, lo=1),
+        login_window_seconds=_int(env, "TOKO_LOGIN_WINDOW_SECONDS", 600, lo=1, hi=7 * 24 * 3600),
         argon2_profile=profile,
+        argon2_max_concurrent=_int(env, "TOKO_ARGON2_MAX_CONCURRENT", 1, lo=1, hi=64),
+        argon2_wait_ms=_int(env, "TOKO_ARGON2_WAIT_MS", 500, lo=0, hi=60000),
         otp_ttl_seconds=_int(env, "TOKO_OTP_TTL_SECONDS", 300, lo=1, hi=600),
         otp_max_attempts=_int(env, "TOKO_OTP_MAX_ATTEMPTS", 5, lo=1),
         otp_requests_per_window=_int(env, "TOKO_OTP_REQUESTS_PER_WINDOW", 5, lo=1),

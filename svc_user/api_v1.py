@@ -70,7 +70,7 @@ def _update(user_id: int, body: dict, replace: bool):
 @users.response(200, envelope(UserSchema))
 @users.errors(403, 404, 409)
 def replace_user(body, user_id):
-    """Replace a user's editable fields (only an admin may set `role`)."""
+    """Replace a user's editable fields (only an admin may set `role`); the rules of PATCH apply."""
     return _update(user_id, body, replace=True)
 
 
@@ -80,7 +80,12 @@ def replace_user(body, user_id):
 @users.response(200, envelope(UserSchema))
 @users.errors(403, 404, 409)
 def patch_user(body, user_id):
-    """Change the named fields; a new password needs `current_password` unless an admin sets it."""
+    """Change the named fields.
+
+    Changing one's own `password`, `email` or `phone` needs `current_password` (else 422
+    `current_password_invalid`); an admin changing another user's needs none. A new `email` or `phone` sets
+    `verified` to false. Usernames are unique whatever their case (409).
+    """
     return _update(user_id, body, replace=False)
 
 
@@ -98,11 +103,24 @@ def delete_user(user_id):
 @sessions.route("", methods=["POST"])
 @sessions.arguments(LoginSchema)
 @sessions.response(201, envelope(SessionCreated))
-@sessions.errors(401, 429)
+@sessions.errors(401, 429, 503)
 def log_in(body):
-    """Log in: the token comes in the body and as the toko_session cookie."""
-    outcome = service.login(db(), body["username"], body["password"], client_addr=client_address(request.environ),
-                            user_agent=request.headers.get("User-Agent"))
+    """Log in: the token comes in the body and as the toko_session cookie.
+
+    The username ignores case. A wrong username and a wrong password get the same 401 in the same time.
+    Failed logins within a sliding window (`TOKO_LOGIN_WINDOW_SECONDS`, default 600) are throttled with 429
+    `login_throttled` and `Retry-After`: past `TOKO_LOGIN_MAX_FAILURES` (5) failures for one username from
+    one client address, that address's logins to that username; past `TOKO_LOGIN_ADDR_MAX_FAILURES` (20)
+    from one address, that address's logins to any username; past `TOKO_LOGIN_USER_MAX_FAILURES` (100) for
+    one username from all addresses, every login to it. Unknown usernames are counted exactly like known
+    ones. A successful login forgives that address's failures against that account. The client address is
+    the TCP peer, or the one toko's own nginx forwards; never a header a client chose. Password checks run a
+    few at a time per worker: when all are busy for a moment, 503 `busy` with `Retry-After`.
+    """
+    attempt = service.begin_login(db(), body["username"], client_address(request.environ))
+    # Committed before the password is checked: parallel attempts see it counted (the throttles stay exact).
+    db().commit()
+    outcome = service.finish_login(db(), attempt, body["password"], user_agent=request.headers.get("User-Agent"))
     db().commit()
     if isinstance(outcome, ApiError):
         raise outcome

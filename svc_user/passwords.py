@@ -1,11 +1,14 @@
 """argon2id password hashing with OWASP's minimum parameters (a cheap profile only under test)."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from common.errors import ServiceUnavailable
 from common.settings import get_settings
 
 # OWASP: m=19 MiB, t=2, p=1 is the floor for argon2id.
@@ -17,21 +20,53 @@ PROFILES = {
 _DUMMY_PASSWORD = "toko-timing-equaliser"
 
 
+_turns_lock = threading.Lock()
+_turns: threading.BoundedSemaphore | None = None
+
+
 @lru_cache(maxsize=None)
 def hasher(profile: str | None = None) -> PasswordHasher:
     return PasswordHasher(**PROFILES[profile or get_settings().argon2_profile])
 
 
+class HashingBusy(ServiceUnavailable):
+    code, message = "busy", "Too many password checks at once; try again in a moment."
+
+
+@contextmanager
+def _turn():
+    """At most argon2_max_concurrent hashes per process, or a flood of logins takes every CPU and thread.
+
+    A caller waits argon2_wait_ms for a turn, then gets HashingBusy (503 with Retry-After): a worker's other
+    threads stay free for requests that need no hash.
+    """
+    global _turns
+    settings = get_settings()
+    if _turns is None:
+        with _turns_lock:
+            if _turns is None:
+                _turns = threading.BoundedSemaphore(settings.argon2_max_concurrent)
+    if not _turns.acquire(timeout=settings.argon2_wait_ms / 1000):
+        raise HashingBusy(headers={"Retry-After": "1"})
+    try:
+        yield
+    finally:
+        _turns.release()
+
+
 def hash_password(password: str) -> str:
-    return hasher().hash(password)
+    with _turn():
+        return hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when the password matches; an absent hash still costs one verification."""
-    try:
-        return hasher().verify(password_hash or _dummy_hash(), password) and password_hash is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    target = password_hash or dummy_hash()
+    with _turn():
+        try:
+            return hasher().verify(target, password) and password_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
 
 def needs_rehash(password_hash: str) -> bool:
@@ -39,5 +74,5 @@ def needs_rehash(password_hash: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _dummy_hash() -> str:
-    return hasher().hash(_DUMMY_PASSWORD)
+def dummy_hash() -> str:
+    return hash_password(_DUMMY_PASSWORD)

@@ -3,21 +3,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from common.db.models import User, UserSession
+from common.db.models import LoginFailure, User, UserSession
 from common.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from common.security import hash_token, new_token
 from common.settings import get_settings
 from common.web.auth import Principal
-from svc_user.passwords import hash_password, needs_rehash, verify_password
+from svc_user.passwords import HashingBusy, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 BAD_LOGIN = "Wrong username or password."
 EDITABLE = ("username", "email", "phone")
+CONTACT = ("email", "phone")
 
 
 def check_password_rules(password: str) -> None:
@@ -28,7 +29,8 @@ def check_password_rules(password: str) -> None:
 
 def _ensure_unique(session: Session, *, username: str | None, email: str | None, exclude_id: int | None = None):
     """Name the field a duplicate would break; the unique constraints still settle races (409)."""
-    for field, column, value in (("username", User.username, username), ("email", User.email, email)):
+    for field, column, value in (("username", func.lower(User.username), username and username.lower()),
+                                 ("email", User.email, email)):
         if value is None:
             continue
         stmt = select(User.id).where(column == value)
@@ -74,14 +76,18 @@ def update_user(session: Session, actor: Principal, user_id: int, changes: dict,
     if "email" in changes:
         changes["email"] = changes["email"].strip().lower()
     _ensure_unique(session, username=changes.get("username"), email=changes.get("email"), exclude_id=user.id)
+    new_contact = [f for f in CONTACT if f in changes and changes[f] != getattr(user, f)]
+    # Codes go to the email and phone: whoever holds a session alone must not be able to redirect them.
+    if (new_contact or "password" in changes) and (not actor.is_admin or actor.user_id == user.id):
+        if not verify_password(user.password_hash, changes.get("current_password") or ""):
+            raise Unprocessable("The current password is wrong.", code="current_password_invalid",
+                                details={"fields": {"current_password": ["Wrong or missing."]}})
     for field in EDITABLE + ("role",):
         if field in changes:
             setattr(user, field, changes[field])
+    if new_contact:
+        user.verified = False  # the new channel is not proven yet
     if "password" in changes:
-        if not actor.is_admin or actor.user_id == user.id:
-            if not verify_password(user.password_hash, changes.get("current_password") or ""):
-                raise Unprocessable("The current password is wrong.", code="current_password_invalid",
-                                    details={"fields": {"current_password": ["Wrong or missing."]}})
         check_password_rules(changes["password"])
         user.password_hash = hash_password(changes["password"])
         # Every other login dies at once; the caller's own session survives its own password change.
@@ -113,50 +119,84 @@ class Login:
     user: User
 
 
-def _lock_seconds(failures: int) -> int:
-    """Grows with every failure past the threshold: base, 2x, 4x … capped at one hour."""
-    s = get_settings()
-    over = max(0, failures - s.login_max_failures)
-    return min(3600, s.login_lock_base_seconds * 2 ** min(over, 12))
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A password check that has been counted (as a failure until it succeeds) and may now run."""
+
+    username: str  # lower-cased: the throttles, like the accounts, ignore case
+    client_addr: str
+    failure_id: int
 
 
-def _retry_after(locked_until: datetime, now: datetime) -> int:
-    return max(1, math.ceil((locked_until - now).total_seconds()))
+THROTTLED = "Too many failed logins; try again later."
+# Each throttle: (the failures it counts, its threshold's setting). Every count is taken under the attempt's
+# username and address locks, so parallel attempts cannot all read a count below the threshold.
+_THROTTLES = (
+    ("username = :u AND client_addr = :a", "login_max_failures"),
+    ("client_addr = :a", "login_addr_max_failures"),
+    ("username = :u", "login_user_max_failures"),
+)
 
 
-def login(session: Session, username: str, password: str, *, client_addr: str | None,
-          user_agent: str | None) -> Login | ApiError:
-    """Check the password and open a session, or return the error to answer with.
+def begin_login(session: Session, username: str, client_addr: str | None) -> LoginAttempt:
+    """Count a login attempt before its password is checked, or raise TooManyRequests.
 
-    A wrong password is returned, not raised: its failure count must be committed although the request
-    fails. Failures are counted in the user's row, so every worker of every process sees one count.
+    The attempt is recorded as a failure first and forgiven when the password turns out right: the caller
+    commits it before calling finish_login, so however many attempts run in parallel, no more passwords
+    are checked than a threshold allows. An unknown username is counted exactly like a known one.
     """
-    now = session.execute(select(func.now())).scalar_one()
-    user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None or not user.is_active:
-        verify_password(None, password)  # as slow as a real check: no user enumeration by timing
-        raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
-    if user.locked_until and user.locked_until > now:
-        raise TooManyRequests("Too many failed logins; try again later.", code="login_throttled",
-                              retry_after=_retry_after(user.locked_until, now))
-    if not verify_password(user.password_hash, password):
-        s = get_settings()
-        # Atomic in the row: parallel failures on many workers all count.
-        failures, locked_until = session.execute(text("""
-            UPDATE users SET failed_logins = failed_logins + 1,
-                   locked_until = CASE WHEN failed_logins + 1 >= :max
-                                       THEN now() + make_interval(secs => :lock) ELSE locked_until END
-            WHERE id = :id RETURNING failed_logins, locked_until
-        """), {"id": user.id, "max": s.login_max_failures, "lock": _lock_seconds(user.failed_logins + 1)}).one()
-        if locked_until and locked_until > now:
-            return TooManyRequests("Too many failed logins; try again later.", code="login_throttled",
-                                   retry_after=_retry_after(locked_until, now))
+    s = get_settings()
+    key, addr = username.lower()[:64], (client_addr or "unknown")[:64]
+    window = {"w": s.login_window_seconds}
+    # Username lock first, then address: one order everywhere, so two attempts never wait on each other.
+    for lock in (f"u:{key}", f"a:{addr}"):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": lock})
+    waits = []
+    for where, setting in _THROTTLES:
+        # The threshold-th newest failure still in the window: while it counts, this scope is throttled.
+        oldest_blocking = session.execute(text(f"""
+            SELECT EXTRACT(EPOCH FROM at + make_interval(secs => :w) - now()) FROM login_failures
+            WHERE {where} AND at > now() - make_interval(secs => :w)
+            ORDER BY at DESC OFFSET :n LIMIT 1
+        """), {"u": key, "a": addr, "n": getattr(s, setting) - 1, **window}).scalar()
+        if oldest_blocking is not None:
+            waits.append(float(oldest_blocking))
+    if waits:
+        raise TooManyRequests(THROTTLED, code="login_throttled", retry_after=math.ceil(max(waits)))
+    failure_id = session.execute(insert(LoginFailure).values(username=key, client_addr=addr)
+                                 .returning(LoginFailure.id)).scalar_one()
+    # Failures past the window count for nothing: a few are cleared on every attempt.
+    session.execute(text("""
+        DELETE FROM login_failures WHERE id IN (
+            SELECT id FROM login_failures WHERE at < now() - make_interval(secs => :w)
+            ORDER BY at LIMIT 100 FOR UPDATE SKIP LOCKED)
+    """), window)
+    return LoginAttempt(key, addr, failure_id)
+
+
+def finish_login(session: Session, attempt: LoginAttempt, password: str, *,
+                 user_agent: str | None) -> Login | ApiError:
+    """Check the password of a counted attempt and open a session, or return the error to answer with.
+
+    Errors are returned, not raised: what this changes in the failure counts must be committed although
+    the request fails.
+    """
+    user = session.scalars(select(User).where(func.lower(User.username) == attempt.username)).first()
+    known = user is not None and user.is_active
+    try:
+        # An unknown username checks a dummy hash: the same answer in the same time as a wrong password.
+        right = verify_password(user.password_hash if known else None, password)
+    except HashingBusy as busy:
+        session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.failure_id))
+        return busy
+    if not right:
         return Unauthorized(BAD_LOGIN, code="invalid_credentials")
-    if user.failed_logins or user.locked_until:
-        user.failed_logins, user.locked_until = 0, None
+    # The owner got in from this address: its failures against this account no longer count.
+    session.execute(delete(LoginFailure).where(LoginFailure.username == attempt.username,
+                                               LoginFailure.client_addr == attempt.client_addr))
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    token, row = start_session(session, user, client_addr=client_addr, user_agent=user_agent)
+    token, row = start_session(session, user, client_addr=attempt.client_addr, user_agent=user_agent)
     return Login(token, row, user)
 
 

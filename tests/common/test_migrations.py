@@ -29,3 +29,38 @@ def test_every_table_of_the_contract_exists(database_url):
 def test_stock_and_price_checks_live_in_the_database(database_url):
     checks = {c["name"] for c in inspect(get_engine()).get_check_constraints("items")}
     assert {"ck_items_price", "ck_items_stock"} <= checks
+
+
+def test_usernames_differing_only_in_case_are_renamed_by_the_upgrade_the_oldest_keeps_its_name():
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from common.db.migrate import upgrade
+    from common.db.session import driver_url
+    from tests.conftest import TEST_DB, _admin_engine
+
+    name = f"{TEST_DB}_case"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = str(get_engine().url.set(database=name).render_as_string(hide_password=False))
+    engine = create_engine(driver_url(url), poolclass=NullPool)
+    try:
+        upgrade(url, "0002")
+        long = "L" * 64
+        with engine.begin() as conn:
+            for username in ("admin", "Admin", "ADMIN", "bob", long, long.lower()):
+                conn.execute(text("INSERT INTO users (username, email, password_hash) VALUES (:u, :e, 'x')"),
+                             {"u": username, "e": f"{username}-{len(username)}@example.test"})
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, username FROM users ORDER BY id")).all()
+        ids = [r.id for r in rows]
+        assert [r.username for r in rows] == [
+            "admin", f"Admin-{ids[1]}", f"ADMIN-{ids[2]}", "bob", long, "l" * (63 - len(str(ids[5]))) + f"-{ids[5]}"]
+        assert all(len(r.username) <= 64 for r in rows)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

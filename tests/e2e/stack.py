@@ -22,6 +22,27 @@ from common.settings import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kw)
+
+
+def client_from(address: str) -> requests.Session:
+    """An HTTP client whose connections come from `address` (any of 127.0.0.0/8 on loopback).
+
+    The login throttles count per client address: a test plays a client of its own instead of spending
+    127.0.0.1's budget, which every other test logs in from.
+    """
+    http = requests.Session()
+    http.mount("http://", _SourceAddressAdapter(address))
+    return http
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

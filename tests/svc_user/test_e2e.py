@@ -5,8 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from common.settings import SERVICES
+from common.settings import SERVICES, get_settings
 from tests.conftest import unique
+from tests.e2e.stack import client_from
 from tests.factories import PASSWORD, committed_account
 
 # One endpoint per service that needs a session (and nothing else) to answer 2xx.
@@ -77,19 +78,22 @@ def test_roles_and_privacy_across_services(stack):
     assert requests.get(stack.url("user", f"/v1/users/{other.id}"), headers=headers, timeout=10).status_code == 404
 
 
-def test_throttling_counts_failures_across_workers(stack):
+def test_parallel_failures_check_no_more_passwords_than_the_threshold(stack):
     username = unique("e2e")
-    requests.post(stack.url("user", "/v1/users"), json={
-        "username": username, "email": f"{username}@example.test", "password": PASSWORD}, timeout=10)
+    assert requests.post(stack.url("user", "/v1/users"), json={
+        "username": username, "email": f"{username}@example.test", "password": PASSWORD}, timeout=10).status_code == 201
+    attacker, owner = client_from("127.0.0.31"), client_from("127.0.0.32")
 
     def wrong(_):
-        return requests.post(stack.url("user", "/v1/sessions"), json={"username": username, "password": "nope-nope"},
-                             timeout=20).status_code
+        return attacker.post(stack.url("user", "/v1/sessions"), json={"username": username, "password": "nope-nope"},
+                             timeout=30).status_code
 
-    # Five parallel failures land on different workers; the shared row counts each exactly once.
-    with ThreadPoolExecutor(5) as pool:
-        statuses = sorted(pool.map(wrong, range(5)))
-    assert statuses == [401, 401, 401, 401, 429]
-    right = requests.post(stack.url("user", "/v1/sessions"), json={"username": username, "password": PASSWORD},
+    # 40 at once over every worker and thread: the count is taken and written atomically before any hash.
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(wrong, range(40)))
+    assert statuses == [401] * get_settings().login_max_failures + [429] * (40 - get_settings().login_max_failures)
+    right = attacker.post(stack.url("user", "/v1/sessions"), json={"username": username, "password": PASSWORD},
                           timeout=10)
     assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+    assert owner.post(stack.url("user", "/v1/sessions"), json={"username": username, "password": PASSWORD},
+                      timeout=10).status_code == 201

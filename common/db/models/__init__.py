@@ -3,7 +3,7 @@ from common.db.models.catalog import Category, Item
 from common.db.models.otp import OtpChallenge, OtpMessage
 from common.db.models.reports import ReportJob
 from common.db.models.transactions import IdempotencyKey, Transaction, TransactionLine
-from common.db.models.users import User, UserSession
+from common.db.models.users import LoginFailure, User, UserSession
 
 __all__ = ["User", "UserSession", "OtpChallenge", "OtpMessage", "Category", "Item", "Transaction",
-           "TransactionLine", "IdempotencyKey", "ReportJob"]
+           "TransactionLine", "IdempotencyKey", "ReportJob", "LoginFailure"]

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        text)
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.db.base import Base, IdMixin, TimestampMixin
@@ -16,19 +15,17 @@ class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('customer', 'admin')", name="role"),
-        CheckConstraint("failed_logins >= 0", name="failed_logins"),
+        # `Dwi` and `dwi` are one account: uniqueness (and the login lookup) ignore case.
+        Index("uq_users_username_lower", func.lower(text("username")), unique=True),
     )
 
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(16), server_default="customer")
     verified: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
-    # Login throttling lives in the row so every worker of every process sees one count.
-    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
-    locked_until: Mapped[datetime | None]
     deactivated_at: Mapped[datetime | None]
 
 
@@ -49,3 +46,18 @@ class UserSession(IdMixin, Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class LoginFailure(IdMixin, Base):
+    """One failed (or still running) password check, counted by the three login throttles.
+
+    Rows, not counters, so a window slides: a failure stops counting once it is older than the window.
+    `username` is lower-cased and need not name an account: unknown usernames are throttled alike.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index(None, "username", "at"), Index(None, "client_addr", "at"), Index(None, "at"))
+
+    username: Mapped[str] = mapped_column(String(64))
+    client_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(server_default=text("now()"))
