@@ -18,13 +18,15 @@ otps = Blueprint("otps", __name__, url_prefix="/v1/otps", description=(
 @otps.auth
 @otps.arguments(OtpCreate)
 @otps.response(201, envelope(OtpCreated))
-@otps.errors(409, 429)
+@otps.errors(404, 409, 429)
 def create_otp(body):
     """Request a code.
 
-    `confirm_transaction` needs the transaction id as `reference`; `verify_account` takes none. A new
-    request for the same purpose and reference replaces the live code (the old one dies). The code is
-    delivered by svc_otp_worker. Errors: 409 `already_verified` (verify_account on a verified account);
+    `confirm_transaction` needs the transaction id as `reference`: only the caller's own transaction that
+    is `awaiting_otp` (anything else, someone else's, unknown or already paid, is 404 and sends nothing);
+    `verify_account` takes none. A new request for the same purpose and reference replaces the live code
+    (the old one dies). The code is delivered by svc_otp_worker. Errors: 404 `not_found` (the reference);
+    409 `already_verified` (verify_account on a verified account);
     429 `otp_throttled` with `Retry-After` when the account asked for too many codes recently.
     """
     principal = require_principal()

@@ -22,6 +22,7 @@ CODE_DIGITS = 6
 _TRANSACTION_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # Namespace of the per-user advisory lock that serializes OTP requests (first key of the two-key form).
 _REQUEST_LOCK_NAMESPACE = 5002
+_MAX_BIGINT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,13 @@ def _body(purpose: str, reference: str, code: str) -> str:
     return f"Your toko code to {what} is {code}. It expires in {minutes} min. Never share it."
 
 
+def _awaits_this_users_code(session: Session, user_id: int, reference: str) -> bool:
+    transaction_id = int(reference)
+    return transaction_id <= _MAX_BIGINT and session.execute(text("""
+        SELECT 1 FROM transactions WHERE id = :t AND user_id = :u AND status = 'awaiting_otp'
+    """), {"t": transaction_id, "u": user_id}).first() is not None
+
+
 def request_otp(session: Session, user_id: int, purpose: str, reference: str | None = None) -> Issued:
     """Issue a code for (user, purpose, reference), replacing any live one, and queue its delivery."""
     s = get_settings()
@@ -145,6 +153,9 @@ def request_otp(session: Session, user_id: int, purpose: str, reference: str | N
         raise NotFound("No such user.")
     if purpose == "verify_account" and user.verified:
         raise Conflict("This account is already verified.", code="already_verified")
+    if purpose == "confirm_transaction" and not _awaits_this_users_code(session, user_id, reference):
+        # Before the throttle: a junk reference sends nothing and spends none of the user's budget.
+        raise NotFound("No transaction of yours is awaiting a code under this reference.")
     wait = _throttle_wait(session, user_id)
     if wait:
         raise TooManyRequests("Too many codes requested; try again later.", code="otp_throttled",

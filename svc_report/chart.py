@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from xml.sax.saxutils import escape
+import re
+from xml.sax.saxutils import escape as _escape
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 BAR = "#2f6db5"
@@ -10,6 +11,14 @@ GRID = "#e3e7ee"
 INK = "#1f2933"
 MUTED = "#52606d"
 MAX_LABEL_CHARS = 18
+# What XML 1.0 forbids in a document, even escaped: C0 controls but tab, newline and return; surrogates;
+# U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """Text for an SVG element: escaped, and without the characters no XML document may hold."""
+    return _escape(_NOT_XML.sub("\ufffd", text))
 
 
 def nice_ticks(top: float, count: int = 5) -> list[float]:
@@ -96,7 +105,7 @@ def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: lis
                 out.append(_text(cx + 4, base_y + 14, label, size=11, anchor="end", rotate=-45))
             else:
                 out.append(_text(cx, base_y + 18, label, size=11))
-    if not n:
+    if not any(values):
         out.append(_text(left + plot_w / 2, top + plot_h / 2, "No paid sales in this window", size=14,
                          fill=MUTED))
     # Axes last, over the bars' bases.

@@ -116,7 +116,8 @@ _NAMES = {
     "user": (", u.username", "LEFT JOIN users u ON u.id = agg.key"),
     "item": (", i.name, i.sku", "LEFT JOIN items i ON i.id = agg.key"),
 }
-_AMOUNT = "l.quantity::bigint * l.unit_price"
+# numeric, not bigint: a sum (or one line) past 2^63 stays exact instead of failing the report.
+_AMOUNT = "l.quantity::numeric * l.unit_price"
 _PAID_LINES = ("FROM transactions t JOIN transaction_lines l ON l.transaction_id = t.id "
                "WHERE t.status = 'paid' AND t.paid_at >= :start AND t.paid_at < :end")
 _ORDER = {"day": "agg.key", "user": "agg.revenue DESC, agg.key", "item": "agg.revenue DESC, agg.key"}
@@ -139,12 +140,11 @@ def sales_sql(group_by: str) -> str:
 WITH per_tx AS (
     {per_tx}
 ), agg AS (
-    SELECT false AS is_total, key, count(*) AS transactions, sum(quantity)::bigint AS quantity,
-           sum(revenue)::bigint AS revenue
+    SELECT false AS is_total, key, count(*) AS transactions, sum(quantity)::numeric AS quantity,
+           sum(revenue) AS revenue
     FROM per_tx GROUP BY key
     UNION ALL
-    SELECT true, NULL, {total_transactions}, coalesce(sum(quantity), 0)::bigint,
-           coalesce(sum(revenue), 0)::bigint
+    SELECT true, NULL, {total_transactions}, coalesce(sum(quantity), 0)::numeric, coalesce(sum(revenue), 0)
     FROM per_tx
 )
 SELECT agg.is_total, agg.key, agg.transactions, agg.quantity, agg.revenue{names}
@@ -194,7 +194,7 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
     rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
     day, item = query.group_by == "day", query.group_by == "item"
     for is_total, key, transactions, quantity, revenue, *names in result:
-        figures = {"transactions": transactions, "quantity": quantity, "revenue": revenue}
+        figures = {"transactions": transactions, "quantity": int(quantity), "revenue": int(revenue)}
         if is_total:
             totals = figures
         elif day:
@@ -203,8 +203,23 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
             rows.append({"key": key, **figures, "name": names[0], "sku": names[1]})
         else:
             rows.append({"key": key, **figures, "username": names[0]})
+    if day:
+        rows = _every_day(query, rows)
     return {"kind": "sales", **query.as_params(), "currency": get_settings().currency, "rows": rows,
             "totals": totals, "replication_lag_seconds": None if lag is None else round(float(lag), 3)}
+
+
+def _every_day(query: SalesQuery, rows: list[dict]) -> list[dict]:
+    """A row for each day of the window in its zone, zero where nothing sold: a chart shows the gaps."""
+    zone = _zone(query.tz)
+    sold = {row["key"]: row for row in rows}
+    day, last = query.start.astimezone(zone).date(), (query.end - timedelta(microseconds=1)).astimezone(zone).date()
+    every = []
+    while day <= last:
+        key = day.isoformat()
+        every.append(sold.get(key) or {"key": key, "transactions": 0, "quantity": 0, "revenue": 0})
+        day += timedelta(days=1)
+    return every
 
 
 # --- report jobs ---------------------------------------------------------------------------------------
@@ -249,12 +264,15 @@ def finished_result(job: ReportJob) -> dict:
     return job.result
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_BLANKS = "".join(map(chr, range(33)))
 
 
 def _cell(value):
-    # Spreadsheets run a cell that starts like a formula: names come from users, so defuse them.
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    # Spreadsheets run a cell that starts like a formula, and some skip leading blanks and control
+    # characters first: names come from users, so defuse them.
+    if isinstance(value, str) and (value.startswith(_FORMULA_START)
+                                   or value.lstrip(_BLANKS).startswith(_FORMULA_START)):
         return "'" + value
     return value
 

@@ -67,3 +67,13 @@ def make_category(session: Session, *, name: str | None = None) -> Category:
 def committed_category(**kw) -> int:
     with session_scope() as session:
         return make_category(session, **kw).id
+
+
+def make_awaiting_transaction(session: Session, user_id: int, *, total: int = 2_000_000) -> int:
+    """A purchase of user_id waiting for its confirmation code (the only reference a confirm code takes)."""
+    from sqlalchemy import text
+
+    return session.execute(text("""
+        INSERT INTO transactions (user_id, status, total, confirm_by)
+        VALUES (:u, 'awaiting_otp', :t, now() + interval '15 minutes') RETURNING id
+    """), {"u": user_id, "t": total}).scalar_one()

@@ -11,6 +11,9 @@ unique. Nothing else about those accounts changes: their sessions stay valid and
 name. The renames are listed in the migration's log so an operator can tell the people concerned.
 The downgrade keeps the new names.
 
+svc_otp may read a transaction's id, owner and status: a confirm_transaction code is issued only for the
+caller's own transaction that awaits one.
+
 The per-user counters `failed_logins` / `locked_until` are replaced by the `login_failures` rows: a lock
 stored on the account let anyone lock anyone out, and a count that never decayed kept old failures forever.
 """
@@ -58,9 +61,12 @@ def upgrade() -> None:
     op.create_index(op.f("ix_login_failures_at"), "login_failures", ["at"])
     op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON login_failures TO toko_user")
     op.execute("GRANT USAGE, SELECT ON SEQUENCE login_failures_id_seq TO toko_user")
+    # A confirm_transaction code is issued only for the caller's own transaction that awaits one.
+    op.execute("GRANT SELECT (id, user_id, status) ON transactions TO toko_otp")
 
 
 def downgrade() -> None:
+    op.execute("REVOKE SELECT (id, user_id, status) ON transactions FROM toko_otp")
     op.drop_table("login_failures")
     op.add_column("users", sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False))

@@ -13,7 +13,7 @@ from common.db.session import driver_url
 from tests.conftest import TEST_DB
 from tests.conftest import scratch_database as shared_scratch_database
 from tests.e2e.stack import make_stack
-from tests.factories import Account, make_account
+from tests.factories import Account, make_account, make_awaiting_transaction
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "condition"):
@@ -48,6 +48,13 @@ class Otps:
                                 {"p": phone, "u": account.id})
             session.commit()
             return account
+
+    def awaiting(self, account: Account) -> str:
+        """A purchase of account's waiting for its code: the reference a confirm_transaction code takes."""
+        with Session(self.engine) as session:
+            transaction_id = make_awaiting_transaction(session, account.id)
+            session.commit()
+            return str(transaction_id)
 
     def create(self, account: Account, purpose: str = "verify_account", **extra) -> requests.Response:
         return self.http.post(self.stack.url("otp", "/v1/otps"), json={"purpose": purpose, **extra},

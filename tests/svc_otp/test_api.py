@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from common.settings import get_settings
 from svc_otp.service import hash_code
-from tests.factories import make_account
+from tests.factories import make_account, make_awaiting_transaction
 
 
 @pytest.fixture
@@ -100,13 +100,27 @@ def test_account_with_a_phone_gets_an_sms(client, account, db_session):
     assert (message["channel"], message["destination"]) == ("sms", "+6281234567890")
 
 
-def test_confirm_transaction_takes_the_transaction_id_as_reference(client, account):
-    response = create(client, account, "confirm_transaction", reference="42")
+def test_confirm_transaction_takes_the_transaction_id_as_reference(client, account, db_session):
+    first, second = (make_awaiting_transaction(db_session, account.id) for _ in range(2))
+    response = create(client, account, "confirm_transaction", reference=str(first))
     assert response.status_code == 201
-    assert response.get_json()["data"]["reference"] == "42"
+    assert response.get_json()["data"]["reference"] == str(first)
     # A JSON integer is read as the same id.
-    as_number = create(client, account, "confirm_transaction", reference=43)
-    assert as_number.get_json()["data"]["reference"] == "43"
+    as_number = create(client, account, "confirm_transaction", reference=second)
+    assert as_number.get_json()["data"]["reference"] == str(second)
+
+
+def test_confirm_transaction_only_for_the_caller_s_own_awaiting_transaction(client, account, db_session):
+    other = make_account(db_session)
+    theirs = make_awaiting_transaction(db_session, other.id)
+    paid = make_awaiting_transaction(db_session, account.id)
+    db_session.execute(text("UPDATE transactions SET status = 'paid', confirm_by = NULL WHERE id = :t"), {"t": paid})
+    for reference in (str(theirs), str(paid), "999999999999", str(2**63), "9" * 19):
+        error(create(client, account, "confirm_transaction", reference=reference), 404, "not_found")
+    assert db_session.execute(text("SELECT count(*) FROM otp_challenges WHERE user_id = :u"),
+                              {"u": account.id}).scalar_one() == 0  # nothing sent, no budget spent
+    mine = make_awaiting_transaction(db_session, account.id)
+    assert create(client, account, "confirm_transaction", reference=str(mine)).status_code == 201
 
 
 @pytest.mark.parametrize("body, field", [
@@ -136,7 +150,8 @@ def test_requests_need_a_session_and_json(client, account):
 
 def test_a_new_request_replaces_the_live_code(client, account, db_session):
     first = create(client, account).get_json()["data"]
-    other = create(client, account, "confirm_transaction", reference="7").get_json()["data"]
+    other = create(client, account, "confirm_transaction",
+                   reference=str(make_awaiting_transaction(db_session, account.id))).get_json()["data"]
     second = create(client, account).get_json()["data"]
     assert challenge_row(db_session, first["id"])["status"] == "replaced"
     assert challenge_row(db_session, other["id"])["status"] == "pending"  # another purpose is untouched
@@ -148,7 +163,8 @@ def test_a_new_request_replaces_the_live_code(client, account, db_session):
 def test_requests_are_throttled_per_user(client, account, db_session):
     limit, window = get_settings().otp_requests_per_window, get_settings().otp_request_window_seconds
     for i in range(limit):
-        assert create(client, account, "confirm_transaction", reference=str(i + 1)).status_code == 201
+        reference = str(make_awaiting_transaction(db_session, account.id))
+        assert create(client, account, "confirm_transaction", reference=reference).status_code == 201
     response = create(client, account)
     body = error(response, 429, "otp_throttled")
     assert 1 <= int(response.headers["Retry-After"]) <= window
@@ -176,7 +192,8 @@ def test_correct_code_verifies_once_and_marks_the_account_verified(client, accou
 
 
 def test_confirm_transaction_code_does_not_touch_the_account(client, account, db_session):
-    data = create(client, account, "confirm_transaction", reference="9").get_json()["data"]
+    reference = str(make_awaiting_transaction(db_session, account.id))
+    data = create(client, account, "confirm_transaction", reference=reference).get_json()["data"]
     assert verify(client, account, data["id"], data["debug_code"]).status_code == 200
     assert verified(db_session, account) is False
 
@@ -225,12 +242,13 @@ def test_another_users_or_unknown_otp_is_not_found(client, account, db_session):
     error(client.post(f"/v1/otps/{data['id']}/verify", json={"code": "x"}), 401, "unauthorized")
 
 
-def test_status_of_a_live_code(client, account):
-    data = create(client, account, "confirm_transaction", reference="5").get_json()["data"]
+def test_status_of_a_live_code(client, account, db_session):
+    reference = str(make_awaiting_transaction(db_session, account.id))
+    data = create(client, account, "confirm_transaction", reference=reference).get_json()["data"]
     response = client.get(f"/v1/otps/{data['id']}", headers=account.headers)
     status = response.get_json()["data"]
     assert status["status"] == "pending" and status["attempts_left"] == get_settings().otp_max_attempts
-    assert status["reference"] == "5" and status["expires_at"] == data["expires_at"]
+    assert status["reference"] == reference and status["expires_at"] == data["expires_at"]
     assert "debug_code" not in status
     assert client.head(f"/v1/otps/{data['id']}", headers=account.headers).status_code == 200
 
@@ -259,9 +277,13 @@ def test_list_shows_only_your_own_codes(client, db_session):
     from tests.factories import make_account
 
     alice, bob = make_account(db_session), make_account(db_session)
-    first = client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "11"}, headers=alice.headers)
-    second = client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "12"}, headers=alice.headers)
-    client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": "13"}, headers=bob.headers)
+    def ask(account):
+        reference = str(make_awaiting_transaction(db_session, account.id))
+        return client.post("/v1/otps", json={"purpose": "confirm_transaction", "reference": reference},
+                           headers=account.headers)
+
+    first, second = ask(alice), ask(alice)
+    ask(bob)
     listed = client.get("/v1/otps", headers=alice.headers)
     assert listed.status_code == 200
     ids = [o["id"] for o in listed.get_json()["data"]]

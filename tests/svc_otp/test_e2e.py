@@ -67,8 +67,9 @@ def test_verify_account_end_to_end(otps, stack):
 
 def test_confirm_transaction_code_is_sent_by_sms(otps):
     account = otps.account(phone=f"+62{uuid.uuid4().int % 10 ** 10:010d}")
-    data = otps.create(account, "confirm_transaction", reference="1234").json()["data"]
-    assert (data["channel"], data["reference"]) == ("sms", "1234")
+    reference = otps.awaiting(account)
+    data = otps.create(account, "confirm_transaction", reference=reference).json()["data"]
+    assert (data["channel"], data["reference"]) == ("sms", reference)
     message = otps.wait_sent(data["id"])
     assert message["channel"] == "sms" and message["destination"].startswith("+62")
     assert otps.verify(account, data["id"], data["debug_code"]).status_code == 200
@@ -78,8 +79,8 @@ def test_confirm_transaction_code_is_sent_by_sms(otps):
 def test_requests_are_throttled_with_retry_after(otps):
     account, limit = otps.account(), get_settings().otp_requests_per_window
     for i in range(limit):
-        assert otps.create(account, "confirm_transaction", reference=str(i + 1)).status_code == 201
-    refused = otps.create(account, "confirm_transaction", reference="99")
+        assert otps.create(account, "confirm_transaction", reference=otps.awaiting(account)).status_code == 201
+    refused = otps.create(account, "confirm_transaction", reference=otps.awaiting(account))
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "otp_throttled"
     assert 1 <= int(refused.headers["Retry-After"]) <= get_settings().otp_request_window_seconds
     assert otps.create(otps.account()).status_code == 201  # others are not affected
@@ -206,7 +207,7 @@ def test_delivery_survives_a_worker_restart(otps, stack):
     accounts = [otps.account() for _ in range(3)]
     before = [otps.create(a).json()["data"] for a in accounts]
     assert stack.ctl("restart", "svc_otp_worker").returncode == 0
-    after = [otps.create(a, "confirm_transaction", reference="77").json()["data"] for a in accounts]
+    after = [otps.create(a, "confirm_transaction", reference=otps.awaiting(a)).json()["data"] for a in accounts]
     for data in before + after:
         assert otps.wait_sent(data["id"])["body"] is None
     assert _worker_state(stack) == "RUNNING"

@@ -40,7 +40,7 @@ def recover_code(row: dict) -> str:
 def test_production_never_reveals_or_stores_the_clear_code(prod):
     stack, otps = prod
     account = otps.account()
-    responses = [otps.create(account), otps.create(account, "confirm_transaction", reference="31")]
+    responses = [otps.create(account), otps.create(account, "confirm_transaction", reference=otps.awaiting(account))]
     for response in responses:
         assert response.status_code == 201, response.text
         assert "debug_code" not in response.json()["data"] and "debug_code" not in response.text

@@ -175,6 +175,8 @@ def test_chart_is_an_svg_bar_chart_with_axes_and_labels(client, admin, db_sessio
     assert "1997-05-03" in texts and "1997-05-20" in texts  # x tick labels: the keys
     assert {"0", "50k", "100k", "150k"} <= set(texts)  # y ticks: round values from zero past the top bar (145,000)
     bars = [r for r in root.iter(f"{SVG}rect") if r.get("fill") == chart.BAR]
+    assert len(bars) == 31  # every day of May, zero where nothing sold
+    bars = [b for b in bars if float(b.get("height")) > 0]
     assert [b.find(f"{SVG}title").text for b in bars] == ["1997-05-03: 145,000", "1997-05-20: 30,000"]
     heights = [float(b.get("height")) for b in bars]
     assert heights[0] > heights[1] > 0 and heights[0] / heights[1] == pytest.approx(145000 / 30000, rel=0.01)
@@ -187,6 +189,45 @@ def test_chart_of_an_empty_report_says_so(client, admin, db_session):
     svg = client.get(f"/v1/reports/{job_id}/chart.svg", headers=admin.headers).get_data(as_text=True)
     assert "No paid sales in this window" in svg
     ET.fromstring(svg)
+
+
+@pytest.mark.parametrize("name", ["tab\u000bvertical", "esc\u001b[31mred", "bell\u0007\u0001\u001f end",
+                                  "\ufffe\uffff nonchars"])
+def test_chart_is_well_formed_whatever_control_characters_a_name_holds(client, admin, db_session, name):
+    buyer = make_account(db_session)
+    item = make_item(db_session, name=name)
+    add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 100)])
+    job_id = queue(client, admin, group_by="item").get_json()["data"]["id"]
+    ReportTick()(db_session)
+    svg = client.get(f"/v1/reports/{job_id}/chart.svg", headers=admin.headers).get_data(as_text=True)
+    root = ET.fromstring(svg)  # raises on a character XML forbids
+    assert any(name.split()[-1][-3:] in (t.text or "") for t in root.iter(f"{SVG}text"))  # the label is kept
+
+
+@pytest.mark.parametrize("name", ["=1+1", "+1", "-1", "@SUM(A1)", " =1+1", "\u000b=1+1", "\t=cmd", "\n=cmd"])
+def test_csv_no_cell_starts_a_formula(client, admin, db_session, name):
+    buyer = make_account(db_session)
+    item = make_item(db_session, name=name)
+    add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 100)])
+    job_id = queue(client, admin, group_by="item").get_json()["data"]["id"]
+    ReportTick()(db_session)
+    rows = list(csv.reader(io.StringIO(client.get(f"/v1/reports/{job_id}.csv", headers=admin.headers)
+                                       .get_data(as_text=True))))
+    assert rows[1][1] == "'" + name
+
+
+def test_a_job_past_two_to_the_63_completes_exactly(client, admin, db_session):
+    buyer, item = make_account(db_session), make_item(db_session, price=5 * 10**18)
+    add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 5 * 10**18)])
+    add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 5 * 10**18)])
+    job_id = queue(client, admin, **{"from": "1997-05-09", "to": "1997-05-10"}).get_json()["data"]["id"]
+    ReportTick()(db_session)
+    job = client.get(f"/v1/reports/{job_id}", headers=admin.headers).get_json()["data"]
+    assert job["status"] == "done" and job["result"]["totals"]["revenue"] == 10**19
+    rows = list(csv.reader(io.StringIO(client.get(f"/v1/reports/{job_id}.csv", headers=admin.headers)
+                                       .get_data(as_text=True))))
+    assert rows[1][-1] == str(10**19)
+    ET.fromstring(client.get(f"/v1/reports/{job_id}/chart.svg", headers=admin.headers).get_data())
 
 
 def test_chart_escapes_names(client, admin, db_session):

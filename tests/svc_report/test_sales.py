@@ -47,11 +47,33 @@ def test_totals_equal_the_paid_purchases(client, admin, shop):
 
 def test_day_buckets_are_utc_days(client, admin, shop):
     rows = report(client, admin, **{"from": "1991-03-01", "to": "1991-04-01"})["rows"]
-    assert rows == [
+    assert [row for row in rows if row["transactions"]] == [
         {"key": "1991-03-01", "transactions": 2, "quantity": 4, "revenue": 90000},
         {"key": "1991-03-02", "transactions": 1, "quantity": 7, "revenue": 258000},
         {"key": "1991-03-05", "transactions": 1, "quantity": 1, "revenue": 12000},
     ]
+
+
+def test_a_day_report_has_a_row_for_every_day_zero_where_nothing_sold(client, admin, shop):
+    rows = report(client, admin, **{"from": "1991-03-01", "to": "1991-04-01"})["rows"]
+    assert [row["key"] for row in rows] == [f"1991-03-{d:02d}" for d in range(1, 32)]
+    assert rows[2] == {"key": "1991-03-03", "transactions": 0, "quantity": 0, "revenue": 0}
+    # A window that ends inside a day includes that day; one that starts inside a day too.
+    partial = report(client, admin, **{"from": "1991-03-01T12:00:00Z", "to": "1991-03-03T00:00:01Z"})["rows"]
+    assert [row["key"] for row in partial] == ["1991-03-01", "1991-03-02", "1991-03-03"]
+    jakarta = report(client, admin, **{"from": "1991-03-01", "to": "1991-03-03", "tz": "Asia/Jakarta"})["rows"]
+    assert [row["key"] for row in jakarta] == ["1991-03-01", "1991-03-02"]
+    assert report(client, admin, **{"from": "1994-01-01", "to": "1994-02-01"})["rows"][30]["key"] == "1994-01-31"
+
+
+def test_revenue_past_two_to_the_63_is_exact(client, admin, db_session):
+    buyer, item = make_account(db_session), make_item(db_session, price=4 * 10**18)
+    for _ in range(3):
+        add_sale(db_session, buyer.id, utc(1992, 6, 1, 12), [(item, 2, 4 * 10**18)])  # 8e18 each, under 2^63
+    for group_by in ("day", "item", "user"):
+        data = report(client, admin, **{"from": "1992-06-01", "to": "1992-06-02", "group_by": group_by})
+        assert data["totals"] == {"transactions": 3, "quantity": 6, "revenue": 24 * 10**18}
+        assert data["rows"][0]["revenue"] == 24 * 10**18 > 2**63
 
 
 def test_tz_moves_day_buckets_and_reads_dates_in_that_zone(client, admin, shop):
@@ -59,7 +81,7 @@ def test_tz_moves_day_buckets_and_reads_dates_in_that_zone(client, admin, shop):
     data = report(client, admin, **{"from": "1991-03-01", "to": "1991-04-01", "tz": "Asia/Jakarta"})
     assert data["tz"] == "Asia/Jakarta"
     assert data["from"] == "1991-02-28T17:00:00Z" and data["to"] == "1991-03-31T17:00:00Z"
-    assert [(r["key"], r["transactions"], r["revenue"]) for r in data["rows"]] == [
+    assert [(r["key"], r["transactions"], r["revenue"]) for r in data["rows"] if r["transactions"]] == [
         ("1991-03-01", 1, 85000), ("1991-03-02", 2, 263000), ("1991-03-05", 1, 12000)]
 
 
@@ -149,7 +171,7 @@ def test_bad_input_is_422_naming_the_field(client, admin, params, field, code):
 
 def test_the_window_limit_is_the_setting(client, admin):
     # report_max_window_days is 366 by default: a leap year fits, one day more does not.
-    assert report(client, admin, **{"from": "1996-01-01", "to": "1997-01-01"})["rows"] == []
+    assert len(report(client, admin, **{"from": "1996-01-01", "to": "1997-01-01"})["rows"]) == 366
     assert_error(client.get(URL, query_string={"from": "1996-01-01", "to": "1997-01-01T00:00:01Z"},
                             headers=admin.headers), 422, "window_too_large")
 
