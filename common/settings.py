@@ -89,7 +89,8 @@ class Settings:
     login_user_max_failures: int = 100
     login_window_seconds: int = 600
     argon2_profile: str = "owasp"
-    # Password hashes running at once per worker process; a login waits this long for a turn, then gets 503.
+    # Password hashes running at once per worker process; as many logins again may wait this long for a
+    # turn, any further one gets 503 at once.
     argon2_max_concurrent: int = 1
     argon2_wait_ms: int = 500
     # OTP

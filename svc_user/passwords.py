@@ -21,7 +21,7 @@ _DUMMY_PASSWORD = "toko-timing-equaliser"
 
 
 _turns_lock = threading.Lock()
-_turns: threading.BoundedSemaphore | None = None
+_turns: tuple[threading.BoundedSemaphore, threading.BoundedSemaphore] | None = None
 
 
 @lru_cache(maxsize=None)
@@ -37,21 +37,28 @@ class HashingBusy(ServiceUnavailable):
 def _turn():
     """At most argon2_max_concurrent hashes per process, or a flood of logins takes every CPU and thread.
 
-    A caller waits argon2_wait_ms for a turn, then gets HashingBusy (503 with Retry-After): a worker's other
-    threads stay free for requests that need no hash.
+    As many callers again may wait up to argon2_wait_ms for a turn; any further one, or one whose wait
+    runs out, gets HashingBusy (503 with Retry-After) at once. A worker's other threads stay free for
+    requests that need no hash.
     """
     global _turns
-    settings = get_settings()
     if _turns is None:
         with _turns_lock:
             if _turns is None:
-                _turns = threading.BoundedSemaphore(settings.argon2_max_concurrent)
-    if not _turns.acquire(timeout=settings.argon2_wait_ms / 1000):
+                n = get_settings().argon2_max_concurrent
+                _turns = (threading.BoundedSemaphore(2 * n), threading.BoundedSemaphore(n))
+    admitted, hashing = _turns
+    if not admitted.acquire(blocking=False):
         raise HashingBusy(headers={"Retry-After": "1"})
     try:
-        yield
+        if not hashing.acquire(timeout=get_settings().argon2_wait_ms / 1000):
+            raise HashingBusy(headers={"Retry-After": "1"})
+        try:
+            yield
+        finally:
+            hashing.release()
     finally:
-        _turns.release()
+        admitted.release()
 
 
 def hash_password(password: str) -> str:

@@ -6,6 +6,7 @@ though the run's database is shared.
 """
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 import signal
@@ -86,7 +87,9 @@ def commit_sales(year: int) -> dict:
     return {"from": f"{year}-02-01", "to": f"{year}-03-01", "tea": tea, "rice": rice,
             "totals": {"transactions": len(paid), "quantity": sum(q for lines in paid for _, q, _ in lines),
                        "revenue": sum(q * p for lines in paid for _, q, p in lines)},
-            "days": {f"{year}-02-01": 5000 * 2 + 75000 + 5000 * 3, f"{year}-02-14": 144000,
+            # Every day of the window has its row, zero where nothing sold.
+            "days": {**{f"{year}-02-{d:02d}": 0 for d in range(1, calendar.monthrange(year, 2)[1] + 1)},
+                     f"{year}-02-01": 5000 * 2 + 75000 + 5000 * 3, f"{year}-02-14": 144000,
                      f"{year}-02-27": 5000}}
 
 

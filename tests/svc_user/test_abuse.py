@@ -30,6 +30,7 @@ def settings(monkeypatch):
         changed = dataclasses.replace(get_settings(), **values)
         for module in (svc_user.service, svc_user.passwords):
             monkeypatch.setattr(module, "get_settings", lambda: changed)
+        monkeypatch.setattr(svc_user.passwords, "_turns", None)  # sized from the settings on first use
         return changed
 
     return change
@@ -235,3 +236,31 @@ def test_when_every_hash_slot_is_busy_a_login_gets_503_quickly_and_counts_nothin
     assert db_session.scalar(select(func.count()).select_from(LoginFailure)
                              .where(LoginFailure.username == name.lower())) == 0
     assert login(client, name).status_code == 201
+
+
+def test_past_as_many_waiting_logins_as_hashing_slots_a_login_is_refused_without_waiting(client, settings):
+    settings(argon2_max_concurrent=1, argon2_wait_ms=5000)
+    name = register(client)["username"]
+    hashing, waiting, release = threading.Event(), threading.Event(), threading.Event()
+
+    def hold(started):
+        with svc_user.passwords._turn():
+            started.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold, args=(hashing,))
+    holder.start()
+    assert hashing.wait(5)
+    waiter = threading.Thread(target=hold, args=(waiting,))  # admitted, waits for the slot
+    waiter.start()
+    try:
+        import time
+
+        started = time.monotonic()
+        busy = login(client, name)
+        assert busy.status_code == 503 and time.monotonic() - started < 2  # not the 5 s wait
+    finally:
+        release.set()
+        holder.join()
+        waiter.join()
+    assert waiting.is_set()  # the waiter got its turn once the slot freed
