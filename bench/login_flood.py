@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/login_flood.py [--rate 20] [--seconds 20] [--rounds 2] [--addresses 200]
 
-svc_user and svc_item run under gunicorn as deployed (gunicorn.conf.py, TOKO_WORKERS x TOKO_THREADS) with the
-production argon2 profile (OWASP: m=19 MiB, t=2), on a database of their own (toko_bench_login_flood,
-dropped afterwards). One probe client reads its own account (`GET /v1/users/me`) and another reads an item
+The whole stack runs as deployed (supervisord, nginx on every service port, gunicorn 2 workers x 4
+threads per service) with the production argon2 profile (OWASP: m=19 MiB, t=2), on a database of its
+own (toko_bench_login_flood, dropped afterwards). One probe client reads its own account (`GET /v1/users/me`) and another reads an item
 (`GET /v1/items/{id}`), one request at a time with a 50 ms pause, in two phases that alternate over
 `--rounds` rounds:
 
@@ -19,8 +19,10 @@ Everything runs on loopback and stops after rounds x 2 x seconds.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -30,24 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_environment, drop_database, fresh_database, gunicorn_service, percentile  # noqa: E402
+from bench.common import bench_environment, drop_database, fresh_database, percentile  # noqa: E402
 
 DB_NAME = "toko_bench_login_flood"
 PASSWORD = "bench-password-123"
-
-
-def source_session(address: str):
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    class Adapter(HTTPAdapter):
-        def init_poolmanager(self, *args, **kw):
-            kw["source_address"] = (address, 0)
-            super().init_poolmanager(*args, **kw)
-
-    http = requests.Session()
-    http.mount("http://", Adapter())
-    return http
 
 
 def probe(url: str, headers: dict, stop: threading.Event, out: list[float], errors: Counter) -> None:
@@ -72,7 +60,9 @@ def flood(user_url: str, rate: float, seconds: float, addresses: list[str], coun
           statuses: Counter, durations: list[float]) -> None:
     import requests
 
-    clients = [source_session(a) for a in addresses]
+    from tests.e2e.stack import client_from
+
+    clients = [client_from(a) for a in addresses]
 
     def one(n: int) -> None:
         http = clients[n % len(clients)]
@@ -112,9 +102,12 @@ def main() -> None:
     import requests
 
     url = fresh_database(DB_NAME)
+    home = Path(tempfile.mkdtemp(prefix="toko-bench-flood-"))
     try:
-        with gunicorn_service("user", url, MALLOC_MMAP_THRESHOLD_="131072") as user, \
-                gunicorn_service("item", url) as item:
+        from tests.e2e.stack import make_stack
+
+        with make_stack(home, url, TOKO_ARGON2_PROFILE="owasp", TOKO_LOG_LEVEL="WARNING") as stack:
+            user, item = stack.url("user"), stack.url("item")
             from common.db.session import session_scope
             from common.db.models import Item
 
@@ -153,6 +146,7 @@ def main() -> None:
                     time.sleep(2)  # let the flood's last requests drain before the next phase
     finally:
         drop_database(DB_NAME)
+        shutil.rmtree(home, ignore_errors=True)
 
     print(f"login flood: {args.rate:g}/s unknown usernames from {args.addresses} addresses, "
           f"{args.rounds} rounds x {args.seconds:g} s per phase, argon2 owasp")

@@ -117,11 +117,13 @@ def log_in(body):
     the TCP peer, or the one toko's own nginx forwards; never a header a client chose. Password checks run a
     few at a time per worker: when all are busy for a moment, 503 `busy` with `Retry-After`.
     """
-    attempt = service.begin_login(db(), body["username"], client_address(request.environ))
-    # Committed before the password is checked: parallel attempts see it counted (the throttles stay exact).
-    db().commit()
-    outcome = service.finish_login(db(), attempt, body["password"], user_agent=request.headers.get("User-Agent"))
-    db().commit()
+    with service.password_check():
+        attempt = service.begin_login(db(), body["username"], client_address(request.environ))
+        # Committed before the password is checked: parallel attempts see it counted (the throttles stay exact).
+        db().commit()
+        outcome = service.finish_login(db(), attempt, body["password"],
+                                       user_agent=request.headers.get("User-Agent"))
+        db().commit()
     if isinstance(outcome, ApiError):
         raise outcome
 

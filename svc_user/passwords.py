@@ -22,6 +22,7 @@ _DUMMY_PASSWORD = "toko-timing-equaliser"
 
 _turns_lock = threading.Lock()
 _turns: tuple[threading.BoundedSemaphore, threading.BoundedSemaphore] | None = None
+_admitted_here = threading.local()
 
 
 @lru_cache(maxsize=None)
@@ -33,32 +34,49 @@ class HashingBusy(ServiceUnavailable):
     code, message = "busy", "Too many password checks at once; try again in a moment."
 
 
-@contextmanager
-def _turn():
-    """At most argon2_max_concurrent hashes per process, or a flood of logins takes every CPU and thread.
-
-    As many callers again may wait up to argon2_wait_ms for a turn; any further one, or one whose wait
-    runs out, gets HashingBusy (503 with Retry-After) at once. A worker's other threads stay free for
-    requests that need no hash.
-    """
+def _semaphores() -> tuple[threading.BoundedSemaphore, threading.BoundedSemaphore]:
     global _turns
     if _turns is None:
         with _turns_lock:
             if _turns is None:
                 n = get_settings().argon2_max_concurrent
                 _turns = (threading.BoundedSemaphore(2 * n), threading.BoundedSemaphore(n))
-    admitted, hashing = _turns
+    return _turns
+
+
+@contextmanager
+def admission():
+    """A place among the password checks of this process, or HashingBusy at once.
+
+    argon2_max_concurrent checks hash and as many again may wait for them; a flood of logins beyond that
+    is refused (503 with Retry-After) before it costs a thread, a database write or CPU, so a worker's other
+    threads stay free for requests that need no hash. A login enters before it counts its attempt.
+    """
+    if getattr(_admitted_here, "yes", False):
+        yield
+        return
+    admitted, _ = _semaphores()
     if not admitted.acquire(blocking=False):
         raise HashingBusy(headers={"Retry-After": "1"})
+    _admitted_here.yes = True
     try:
+        yield
+    finally:
+        _admitted_here.yes = False
+        admitted.release()
+
+
+@contextmanager
+def _turn():
+    """One of argon2_max_concurrent hashing slots, waited for at most argon2_wait_ms (then HashingBusy)."""
+    with admission():
+        _, hashing = _semaphores()
         if not hashing.acquire(timeout=get_settings().argon2_wait_ms / 1000):
             raise HashingBusy(headers={"Retry-After": "1"})
         try:
             yield
         finally:
             hashing.release()
-    finally:
-        admitted.release()
 
 
 def hash_password(password: str) -> str:

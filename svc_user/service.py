@@ -13,7 +13,7 @@ from common.errors import ApiError, Conflict, Forbidden, NotFound, TooManyReques
 from common.security import hash_token, new_token
 from common.settings import get_settings
 from common.web.auth import Principal
-from svc_user.passwords import HashingBusy, hash_password, needs_rehash, verify_password
+from svc_user.passwords import HashingBusy, admission, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
 BAD_LOGIN = "Wrong username or password."
@@ -136,6 +136,11 @@ _THROTTLES = (
     ("client_addr = :a", "login_addr_max_failures"),
     ("username = :u", "login_user_max_failures"),
 )
+
+
+# Enter before begin_login: when this process's password checks are all taken, the login is refused
+# (HashingBusy) before it writes anything.
+password_check = admission
 
 
 def begin_login(session: Session, username: str, client_addr: str | None) -> LoginAttempt:
