@@ -20,7 +20,11 @@ reports = Blueprint(
 @reports.response(200, envelope(SalesReport))
 @reports.errors(422)
 def sales_report(args):
-    """The live sales report: rows per day, item or buyer, and totals, from one snapshot."""
+    """The live sales report: rows per day, item or buyer, and totals, from one snapshot.
+
+    `group_by=day` has a row for every day of the window, zero where nothing sold. Sums are exact at any
+    size (past 2^63 too).
+    """
     query = service.parse_sales_query(args["from_"], args["to"], args["group_by"], args["tz"])
     # The service already builds the documented JSON document; dumping thousands of rows field by field
     # through marshmallow would cost more than the HTTP layer itself, so it is sent as it is.
@@ -75,7 +79,11 @@ def delete_report(job_id):
                                  "content": {"text/csv": {"schema": {"type": "string"}}}}})
 @reports.errors(404, 409)
 def report_csv(job_id):
-    """A done report's rows as CSV; 409 until it is done."""
+    """A done report's rows as CSV; 409 until it is done.
+
+    A text cell that would start a spreadsheet formula (`=`, `+`, `-`, `@`, a tab or line break, also after
+    leading blanks or control characters) is prefixed with `'`.
+    """
     result = service.finished_result(service.get_job(db(), job_id))
     return Response(service.report_csv(result), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="sales-report-{job_id}.csv"'})
@@ -87,7 +95,10 @@ def report_csv(job_id):
                                  "content": {"image/svg+xml": {"schema": {"type": "string"}}}}})
 @reports.errors(404, 409)
 def report_chart(job_id):
-    """A done report's revenue as an SVG bar chart; 409 until it is done."""
+    """A done report's revenue as an SVG bar chart; 409 until it is done.
+
+    Well-formed XML whatever the names hold: characters XML forbids (control characters) show as U+FFFD.
+    """
     result = service.finished_result(service.get_job(db(), job_id))
     return Response(service.report_chart(result), mimetype="image/svg+xml",
                     headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})

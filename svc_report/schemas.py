@@ -12,7 +12,7 @@ KINDS = ("sales",)
 _FROM_DOC = ("Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "
              "(`2024-05-01T08:00:00Z`). Without an offset it is read in `tz` (UTC by default).")
 _TO_DOC = "End of the window, exclusive; same formats as `from`. Must be after `from`."
-_GROUP_DOC = ("`day` (key `YYYY-MM-DD`, in `tz`), `item` (key = item id, with `name` and `sku`), "
+_GROUP_DOC = ("`day` (key `YYYY-MM-DD`, in `tz`; a row for every day of the window), `item` (key = item id, with `name` and `sku`), "
               "`user` (key = user id, with `username`).")
 _TZ_DOC = ("IANA time zone (e.g. `Asia/Jakarta`) for day buckets and for dates or offset-less datetimes "
            "in `from`/`to`. Default `UTC`.")
