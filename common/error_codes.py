@@ -44,7 +44,9 @@ CODES: dict[str, Code] = {
     # user
     "already_exists": Code(409, ("user", "item"), "The username, email, sku or category name is taken."),
     "role_change_forbidden": Code(403, ("user",), "Only an admin changes a role."),
-    "current_password_invalid": Code(422, ("user",), "A new password needs the right current_password."),
+    "current_password_invalid": Code(422, ("user",), "A new password, email or phone of one's own needs the right "
+                                                     "current_password."),
+    "busy": Code(503, ("user",), "Every password check of the worker is taken; retry after Retry-After."),
     "invalid_credentials": Code(401, ("user",), "Wrong username or password."),
     "login_throttled": Code(429, ("user",), "Too many failed logins; wait Retry-After seconds."),
     # otp

@@ -31,7 +31,12 @@ def hasher(profile: str | None = None) -> PasswordHasher:
 
 
 class HashingBusy(ServiceUnavailable):
-    code, message = "busy", "Too many password checks at once; try again in a moment."
+    """Every password check of this process is taken."""
+
+
+def _busy() -> HashingBusy:
+    return HashingBusy("Too many password checks at once; try again in a moment.", code="busy",
+                       headers={"Retry-After": "1"})
 
 
 def _semaphores() -> tuple[threading.BoundedSemaphore, threading.BoundedSemaphore]:
@@ -57,7 +62,7 @@ def admission():
         return
     admitted, _ = _semaphores()
     if not admitted.acquire(blocking=False):
-        raise HashingBusy(headers={"Retry-After": "1"})
+        raise _busy()
     _admitted_here.yes = True
     try:
         yield
@@ -72,7 +77,7 @@ def _turn():
     with admission():
         _, hashing = _semaphores()
         if not hashing.acquire(timeout=get_settings().argon2_wait_ms / 1000):
-            raise HashingBusy(headers={"Retry-After": "1"})
+            raise _busy()
         try:
             yield
         finally:
