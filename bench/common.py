@@ -180,43 +180,69 @@ def worker_rss(master_pid: int | str) -> list[float]:
 
 @contextmanager
 def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
-                     health_path: str = "/healthz", **env: str) -> Iterator[RunningService]:
-    """Run gunicorn with the repository's gunicorn.conf.py on a free port; yields the base URL.
+                     health_path: str = "/healthz", edge: bool = False, **env: str) -> Iterator[RunningService]:
+    """Run gunicorn with the repository's gunicorn.conf.py; yields the base URL of a free port.
 
+    edge=False: gunicorn itself listens on the port (--bind replaces the config's unix socket), the way
+    the floors run: the service alone. edge=True: as deployed, gunicorn on its unix socket and toko's
+    nginx (common/gateway.py, rendered from the settings) on the port in front of it.
     `app` replaces the service's WSGI app (e.g. "bench.floor_app:app", importable because the repository
-    root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The process
-    runs in a scratch directory, so a stack started with `make run` keeps its metrics and logs.
+    root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The processes
+    run in a scratch directory, so a stack started with `make run` keeps its metrics, logs and sockets.
     """
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"toko-bench-{service}-"))
     process_env = {**os.environ, "TOKO_SERVICE": service, f"TOKO_{service.upper()}_PORT": str(port),
                    "DATABASE_URL": database_url, **env}
     process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), process_env.get("PYTHONPATH")]))
-    # The deployed gunicorn listens on a unix socket behind nginx; here it serves a TCP port itself, so a
-    # service and its floor are measured alone (bench/stack.py measures the stack behind the edge).
-    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
+    # The deployed gunicorn listens on a unix socket behind nginx; without `edge` it serves a TCP port
+    # itself, so a service and its floor are measured alone.
+    command = [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")]
+    command += [] if edge else ["--bind", f"127.0.0.1:{port}"]
     command += [app] if app else []
     log = open(scratch / "gunicorn.log", "wb")
-    process = subprocess.Popen(command, cwd=scratch, env=process_env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    processes = [subprocess.Popen(command, cwd=scratch, env=process_env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)]
+    if edge:
+        processes.append(_edge(service, port, scratch, log))
     base = f"http://127.0.0.1:{port}"
     try:
         try:
-            wait_healthy(base, process, path=health_path)
+            for process in processes:
+                wait_healthy(base, process, path=health_path)
         except SystemExit:
             log.flush()
             print((scratch / "gunicorn.log").read_text(errors="replace")[-3000:], file=sys.stderr)
             raise
-        yield RunningService(base, process.pid)
+        yield RunningService(base, processes[0].pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _edge(service: str, port: int, scratch: Path, log) -> subprocess.Popen:
+    """toko's nginx serving `service` on `port` from the gunicorn socket under `scratch` (the bench's edge)."""
+    from common.gateway import find_nginx, render_config
+    from common.settings import SERVICES, load_settings
+
+    nginx = find_nginx()
+    if nginx is None:
+        raise SystemExit("nginx is not installed: the edge needs it (Debian: apt-get install nginx)")
+    ports = {f"TOKO_{s.upper()}_PORT": str(free_port()) for s in SERVICES}
+    ports[f"TOKO_{service.upper()}_PORT"] = str(port)
+    settings = load_settings({**os.environ, **ports})
+    var = scratch / "var" / "gateway"
+    var.mkdir(parents=True)
+    (var / "nginx.conf").write_text(render_config(settings, var, scratch, services=(service,), gateway=False))
+    return subprocess.Popen([nginx, "-c", str(var / "nginx.conf"), "-e", "stderr"], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 # -- floors ----------------------------------------------------------------------------------------

@@ -207,8 +207,12 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
     }}"""
 
 
-def render_config(settings: Settings, var_dir: Path, root: Path | None = None) -> str:
-    """nginx.conf for every service port and the gateway; `root` is where var/run (the sockets) lives."""
+def render_config(settings: Settings, var_dir: Path, root: Path | None = None, *,
+                  services: tuple | None = None, gateway: bool = True) -> str:
+    """nginx.conf for the service ports and the gateway; `root` is where var/run (the sockets) lives.
+
+    `services` (default: all) are the services whose own port nginx serves; `gateway` adds the gateway.
+    """
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers keep toko's identity to reach its sockets
     upstreams = "\n".join(
         f"    upstream svc_{service} {{ "
@@ -218,7 +222,7 @@ def render_config(settings: Settings, var_dir: Path, root: Path | None = None) -
     # A gateway in front of several hosts serves no service port of its own; a host behind one believes
     # the client address the gateway sends (X-Real-IP) when the peer is one of TOKO_TRUSTED_PROXIES.
     servers = "" if settings.gateway_hosts else "\n".join(
-        _service_server(settings, service) for service in settings.ports)
+        _service_server(settings, service) for service in (services or settings.ports))
     balancing = _RETRY_MAP if settings.gateway_hosts else ""
     realip = "".join(f"    set_real_ip_from {proxy};\n" for proxy in settings.trusted_proxies)
     if realip:
@@ -265,7 +269,7 @@ http {{
 {realip}
 {upstreams}
 {servers}
-{_gateway_server(settings, var_dir)}
+{_gateway_server(settings, var_dir) if gateway else ""}
 }}
 """
 
