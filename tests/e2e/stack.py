@@ -82,7 +82,11 @@ class Stack:
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/supervisord"), "-c", str(self.home / "supervisord.conf")],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.wait_healthy(timeout=timeout)
+        try:
+            self.wait_healthy(timeout=timeout)
+        except BaseException:
+            self.stop()  # a stack that never came up must not outlive the test that started it
+            raise
         return self
 
     def wait_healthy(self, services=(*SERVICES, "gateway"), timeout: float = 60) -> None:
