@@ -71,13 +71,17 @@ def table(results: dict[str, dict], args, use_wrk: bool, started: float, load_be
         f"- load: {'wrk' if use_wrk else 'Python threads'}, {args.clients} connections, "
         f"{args.rounds} alternating rounds x {args.seconds:g} s per side",
         "",
-        "| route | edge req/s | direct req/s | edge / direct | edge p50 / p99 ms | direct p50 / p99 ms | failures |",
-        "|---|---|---|---|---|---|---|",
+        "| route | edge req/s | direct req/s | edge / direct | per round | edge p50 / p99 ms | "
+        "direct p50 / p99 ms | failures |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for route, sides in results.items():
         edge, direct = sides[EDGE], sides[DIRECT]
+        # Rounds n of both sides ran back to back: their ratio shows how far the machine's drift moves it.
+        per_round = [e.rps / d.rps for e, d in zip(edge.rounds, direct.rounds)]
         lines.append(
             f"| {route} | {edge.rps:.0f} | {direct.rps:.0f} | {edge.rps / direct.rps:.2f} | "
+            f"{min(per_round):.2f}–{max(per_round):.2f} | "
             f"{edge.percentile(50):.1f} / {edge.percentile(99):.1f} | "
             f"{direct.percentile(50):.1f} / {direct.percentile(99):.1f} | {edge.failures + direct.failures} |")
     return "\n".join(lines) + "\n"

@@ -193,3 +193,68 @@ def test_a_service_that_does_not_answer_in_time_gets_a_504_envelope(silent_edge)
                     response.content, 504, "gateway_timeout")
     response = requests.get(f"http://127.0.0.1:{silent_edge.gateway_port}/v1/items", timeout=10)
     assert response.status_code == 504 and response.json()["error"]["code"] == "gateway_timeout"
+
+
+@pytest.mark.parametrize("body", ["[" * 1000 + "]" * 1000, '{"username": ' + "9" * 5001 + ', "password": "x"}',
+                                  '{"username": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_absurd_json_is_a_400_through_the_real_stack(stack, body):
+    for url in (stack.url("user", "/v1/sessions"), stack.gateway_url("/v1/sessions")):
+        response = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+        assert response.status_code == 400, (response.status_code, response.text[:200])
+        assert response.json()["error"]["code"] == "bad_request"
+
+
+def _metric(stack, series: str) -> float:
+    for line in requests.get(stack.url("user", "/metrics"), timeout=10).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_logins_while_the_database_drops_connections_get_envelopes_logged_as_answered(stack):
+    """Backends terminated under load (a failover, a pooler restart): JSON with the status the log and
+    the metrics record too, never gunicorn's HTML 500."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from common.db.session import driver_url
+
+    series = 'toko_http_requests_total{method="POST",route="/v1/sessions",service="user",status="503"}'
+    before = _metric(stack, series)
+    admin = create_engine(driver_url(stack.env["DATABASE_URL"]), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    statuses, problems, stop = [], [], threading.Event()
+
+    def log_in(n: int) -> None:
+        http = requests.Session()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            response = http.post(stack.url("user", "/v1/sessions"), timeout=15,
+                                 json={"username": f"nobody-{n}-{i}", "password": "wrong-password"})
+            statuses.append(response.status_code)
+            if not response.headers.get("Content-Type", "").startswith("application/json"):
+                problems.append(response.text[:200])
+            elif response.status_code == 503 and response.headers.get("Retry-After") != "1":
+                problems.append(dict(response.headers))
+
+    def kill() -> None:
+        with admin.connect() as conn:
+            while not stop.is_set():
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE usename = 'toko_user' AND datname = current_database()"))
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=log_in, args=(n,)) for n in range(4)] + [threading.Thread(target=kill)]
+    for thread in threads:
+        thread.start()
+    time.sleep(8)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    admin.dispose()
+    assert problems == [] and 500 not in statuses, (problems[:3], sorted(set(statuses)))
+    assert set(statuses) <= {401, 429, 503} and len(statuses) > 20, sorted(set(statuses))
+    deadline = time.monotonic() + 10  # the counter is written by the worker that answered
+    while _metric(stack, series) - before != statuses.count(503) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _metric(stack, series) - before == statuses.count(503), "every 503 is counted as a 503"
