@@ -216,6 +216,8 @@ def render_config(settings: Settings, var_dir: Path, root: Path | None = None, *
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers keep toko's identity to reach its sockets
     upstreams = "\n".join(
         f"    upstream svc_{service} {{ "
+        # Over several hosts, every nginx worker shares one turn and one count of a host's failures.
+        + (f"zone svc_{service} 64k; " if settings.gateway_hosts else "")
         + " ".join(f"server {server};" for server in upstream_servers(settings, service, root))
         + " keepalive 16; keepalive_timeout 50s; }"
         for service in settings.ports)

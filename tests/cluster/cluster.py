@@ -152,6 +152,18 @@ class Host(Stack):
              str(self.home / "supervisord.conf")],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
 
+    def requests_logged(self, program: str) -> list[dict]:
+        """The request lines of a program's log (the app's, or the edge's own answers in `gateway`)."""
+        lines = []
+        for raw in self.log(program).splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and line.get("msg") == "request":
+                lines.append(line)
+        return lines
+
     def crash(self) -> None:
         """Every process of the host killed at once, as when the machine dies."""
         _kill_namespace_processes(self.netns)

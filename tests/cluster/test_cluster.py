@@ -236,12 +236,28 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
         f"{len(opened)} opened, {refused} refused")
 
 
+def purchases_moved(cluster) -> set[str]:
+    """The gateway's own retries: request ids of purchases logged at two hosts (one host's nginx answered
+    503 for its stopped service, or the request was cut by a crash, and another host answered it)."""
+    # (nginx logs the method of an error page's internal redirect, GET: the app's line names the POST.)
+    app = {n: host.requests_logged("svc_transaction") for n, host in enumerate(cluster.hosts)}
+    posts = {line.get("request_id") for lines in app.values() for line in lines
+             if line.get("method") == "POST" and line.get("path") == "/v1/transactions"}
+    hosts_of: dict[str, set] = {}
+    for n, host in enumerate(cluster.hosts):
+        for line in app[n] + host.requests_logged("gateway"):
+            if line.get("request_id") in posts:
+                hosts_of.setdefault(line["request_id"], set()).add(n)
+    return {request_id for request_id, seen in hosts_of.items() if len(seen) > 1}
+
+
 def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, primary, admin):
     """Host A's user and transaction services down: one request in three goes to A first."""
     a = cluster.hosts[0]
     buyer = committed(primary, make_account)
     item_id = committed(primary, lambda s: make_item(s, price=1000, stock=100).id)
     fail_timeout = 2.5  # the cluster's TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS (2) and a margin
+    moved_before = purchases_moved(cluster)
     a.ctl("stop", "svc_user", "svc_transaction", check=True)
     try:
         time.sleep(fail_timeout)
@@ -260,6 +276,8 @@ def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, prima
     assert sorted(r.status_code for r in plain) == [401, 401, 503], [r.text for r in plain]
     assert [r.json()["error"]["code"] for r in plain if r.status_code == 503] == ["service_unavailable"]
     assert [r.status_code for r in keyed] == [201, 201, 201], [r.text for r in keyed]
+    # The one sent to A first: A's nginx answered 503 (in A's log), another host the purchase.
+    assert len(purchases_moved(cluster) - moved_before) == 1
     assert [r.status_code for r in reads] == [200, 200, 200]
     a.wait_healthy()
 
@@ -296,6 +314,7 @@ def test_host_a_stops_while_clients_buy_through_the_gateway(cluster, primary, ad
     """Host A stops every program (as an operator would), then host C crashes (every process killed at
     once, requests in flight included); host B serves on. Reads are all answered, every purchase lands once."""
     a, c = cluster.hosts[0], cluster.hosts[2]
+    moved_before = purchases_moved(cluster)
     stock = 150
     item_id = committed(primary, lambda s: make_item(s, price=1000, stock=stock).id)
     buyers = [committed(primary, make_account) for _ in range(6)]
@@ -388,12 +407,15 @@ def test_host_a_stops_while_clients_buy_through_the_gateway(cluster, primary, ad
     assert sorted(charged) == sorted(paid.values())
     assert left == stock - len(paid) >= 0
     retried = sum(1 for key in outcomes if attempts[key] > 1)
+    moved = len(purchases_moved(cluster) - moved_before)
     MEASURED.append(
         f"host A stopped (supervisorctl stop all, {stop_took:.1f} s), then host C crashed: reads "
         f"{sum(reads.values())} answered, all 200, 0 failed ({reads_during} in the {during:.0f} s from A's stop "
         f"on); purchases {len(outcomes)} answered ({answered_after_c} after C crashed): {len(paid)} paid "
         f"({paid_after_a} after A began stopping), {len(sold_out)} refused for stock; {retried} retried by "
         f"their client with the same key ({len(replayed)} answered as replays); transactions charged "
-        f"{len(charged)} for {len(paid)} paid (duplicate charges: {len(charged) - len(paid)}); "
+        f"{len(charged)} for {len(paid)} paid (duplicate charges: {len(charged) - len(paid)}); {moved} purchases "
+        f"reached one host and were answered by another (the gateway's retries under their key, seen in the hosts' "
+        f"logs); "
         f"stock {stock} -> {left}; the {len(lags)} sales reports read meanwhile stated a replication lag of "
         f"{min(lags)} to {max(lags)} s ({sum(1 for lag in lags if lag > 0)} above 0)")

@@ -18,7 +18,7 @@ def test_the_gateway_balances_each_service_over_the_hosts_with_passive_checks(tm
                               "TOKO_GATEWAY_FAIL_TIMEOUT_SECONDS": "7", "TOKO_GATEWAY_PORT": "8080"})
     conf = gateway.render_config(settings, tmp_path)
     for service in settings.ports:
-        assert (f"upstream svc_{service} {{ server 10.9.0.11:8080 max_fails=2 fail_timeout=7s; "
+        assert (f"upstream svc_{service} {{ zone svc_{service} 64k; server 10.9.0.11:8080 max_fails=2 fail_timeout=7s; "
                 f"server 10.9.0.12:18080 max_fails=2 fail_timeout=7s;") in conf
         assert f"location @svc_{service}_once {{" in conf
     # Only the gateway's port: the services run on the hosts.
