@@ -5,11 +5,13 @@ import json
 import logging
 import sys
 import time
+from itertools import islice
 
 import orjson
 from flask import g, has_request_context
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_STANDARD = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)))
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,7 +40,8 @@ class JsonFormatter(logging.Formatter):
         request_id = _request_id()
         if request_id:
             line["request_id"] = request_id
-        for key, value in record.__dict__.items():
+        # A record's own attributes come first in its __dict__, the `extra` ones after them.
+        for key, value in islice(record.__dict__.items(), _STANDARD, None):
             if key not in _RESERVED and not key.startswith("_"):
                 line[key] = value
         if record.exc_info:

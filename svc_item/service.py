@@ -1,7 +1,7 @@
 """Catalogue rules: plain functions taking a Session; callers commit."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from common.db.models import Category, Item
+from common.db.session import driver_sql, run
 from common.errors import BadRequest, Conflict, NotFound, Unprocessable
 from common.web.pagination import CursorCodec, keyset_after, offset_page
 
@@ -141,18 +142,20 @@ def delete_category(session: Session, category_id: int) -> None:
 
 # Built once: the hottest read of the catalogue is a single primary-key lookup of plain columns.
 _ITEMS = Item.__table__
-_GET_ITEM = select(*[c for c in _ITEMS.columns if c.key != "deleted_at"]).where(
-    _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None))
+_ITEM_COLUMNS = [c for c in _ITEMS.columns if c.key != "deleted_at"]
+_ITEM_KEYS = tuple(c.key for c in _ITEM_COLUMNS)
+_GET_ITEM = driver_sql(select(*_ITEM_COLUMNS).where(
+    _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None)))
 
 
 def get_item(session: Session, item_id: int) -> dict:
     """A live item's columns (id, sku, name, ..., updated_at) as a dict: one primary-key lookup."""
     _check_id(item_id, "item")
-    # Core on the session's connection: the ORM's execute path adds nothing to a plain column read.
-    row = session.connection().execute(_GET_ITEM, {"item_id": item_id}).first()
+    with closing(run(session.connection(), _GET_ITEM, {"item_id": item_id})) as cursor:
+        row = cursor.fetchone()
     if row is None:
         raise NotFound("No such item.")
-    return row._asdict()
+    return dict(zip(_ITEM_KEYS, row))
 
 
 def list_items(session: Session, *, page: int, per_page: int, q: str | None = None,

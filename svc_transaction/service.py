@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from common.db.session import driver_sql, run
 from common.db.models import IdempotencyKey, Item, OtpChallenge, Transaction, TransactionLine
 from common.errors import ApiError, BadRequest, Conflict, Forbidden, Gone, NotFound, Unprocessable
 from common.settings import get_settings
@@ -51,6 +53,7 @@ _RECORD = text("""
     )
     SELECT id, created_at FROM t
 """)
+_TAKE_STOCK_SQL, _RECORD_SQL = driver_sql(_TAKE_STOCK), driver_sql(_RECORD)
 _RETURN_STOCK = (
     update(_items).where(_items.c.id == bindparam("b_id")).values(stock=_items.c.stock + bindparam("b_q"))
 )
@@ -58,14 +61,14 @@ _RETURN_STOCK = (
 
 # --- purchases ---------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass
 class SaleLine:
     item_id: int
     quantity: int
     unit_price: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class Sale:
     """A purchase as its one statement recorded it, carried to the serializer.
 
@@ -88,18 +91,19 @@ class Sale:
 def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
     """Take the stock of every line and record the sale, or take nothing (409/422)."""
     settings = get_settings()
-    # Core statements on the session's connection (its transaction): no ORM entities are involved.
+    # Straight to the driver on the session's connection (its transaction): no ORM entities are involved.
     connection = session.connection()
     # Rows are locked in item id order: two purchases of the same items queue instead of deadlocking.
     ordered = sorted(enumerate(lines), key=lambda pair: pair[1]["item_id"])
     taken: list[tuple[dict, int]] = []
     now = None
     for index, line in ordered:
-        row = connection.execute(_TAKE_STOCK, {"b_id": line["item_id"], "b_q": line["quantity"]}).first()
+        with closing(run(connection, _TAKE_STOCK_SQL, {"b_id": line["item_id"], "b_q": line["quantity"]})) as cursor:
+            row = cursor.fetchone()
         if row is None:
             _refuse(session, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
-        taken.append((line, row.price))
-        now = row.now
+        price, now = row
+        taken.append((line, price))
     total = sum(line["quantity"] * price for line, price in taken)
     step_up = total >= settings.otp_threshold
     values = {
@@ -108,10 +112,11 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
         "paid_at": None if step_up else now,
         "confirm_by": now + timedelta(seconds=settings.transaction_confirm_seconds) if step_up else None,
     }
-    row = connection.execute(_RECORD, {**values, "item_ids": [line["item_id"] for line, _ in taken],
-                                       "quantities": [line["quantity"] for line, _ in taken],
-                                       "prices": [price for _, price in taken]}).one()
-    return Sale(id=row.id, created_at=row.created_at, **values, lines=[
+    with closing(run(connection, _RECORD_SQL, {**values, "item_ids": [line["item_id"] for line, _ in taken],
+                                               "quantities": [line["quantity"] for line, _ in taken],
+                                               "prices": [price for _, price in taken]})) as cursor:
+        sale_id, created_at = cursor.fetchone()
+    return Sale(id=sale_id, created_at=created_at, **values, lines=[
         SaleLine(line["item_id"], line["quantity"], price) for line, price in taken])
 
 

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql.psycopg2 import dialect as _psycopg2_dialect
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,4 +113,25 @@ def session_scope(service: str | None = None) -> Iterator[Session]:
         session.close()
 
 
-__all__ = ["get_engine", "dispose_engines", "session_factory", "session_scope", "make_engine", "driver_url"]
+def driver_sql(statement) -> str:
+    """A Core statement compiled once into psycopg2's SQL text (%(name)s parameters), for `run`."""
+    return str(statement.compile(dialect=_psycopg2_dialect()))
+
+
+def run(connection: Connection, sql: str, params: dict):
+    """Execute `sql` on the connection's DBAPI connection, in its transaction; returns the cursor.
+
+    For the few statements every request runs: SQLAlchemy's execution path costs several times the
+    driver's own work for a one-row statement. A failure is handled as SQLAlchemy handles its own:
+    wrapped in its exception classes (the error handlers' IntegrityError, OperationalError, ...) and,
+    when the connection was lost, the connection invalidated. The caller closes the cursor.
+    """
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+    except Exception as error:
+        connection._handle_dbapi_exception(error, sql, params, cursor, None)
+    return cursor
+
+
+__all__ = ["run", "driver_sql", "get_engine", "dispose_engines", "session_factory", "session_scope", "make_engine", "driver_url"]

@@ -1,6 +1,7 @@
 """Authentication every service shares: one indexed lookup of the shared sessions table."""
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import wraps
@@ -8,6 +9,7 @@ from functools import wraps
 from flask import g, request
 from sqlalchemy import text
 
+from common.db.session import driver_sql, run
 from common.errors import Forbidden, Unauthorized
 from common.security import SESSION_COOKIE, hash_token
 from common.settings import get_settings
@@ -26,6 +28,7 @@ _LOOKUP = text("""
     WHERE s.token_hash = :h AND s.revoked_at IS NULL AND u.is_active
       AND s.expires_at > now() AND s.idle_expires_at > now()
 """)
+_LOOKUP_SQL = driver_sql(_LOOKUP)
 # Refresh the idle expiry at most once per touch interval, and never wait for a row another request
 # is touching: concurrent requests on one session must not queue behind each other.
 _TOUCH = text("""
@@ -67,19 +70,19 @@ def _load() -> Principal | None:
     if not token or len(token) > 512:
         return None
     session = db()
-    # Core, not the ORM's execute: no entities are involved and this runs on every authenticated request.
-    row = session.connection().execute(_LOOKUP, {"h": hash_token(token)}).mappings().first()
+    # Straight to the driver: no entities are involved and this runs on every authenticated request.
+    with closing(run(session.connection(), _LOOKUP_SQL, {"h": hash_token(token)})) as cursor:
+        row = cursor.fetchone()
     if row is None:
         return None
-    idle_expires_at = row["idle_expires_at"]
+    session_id, user_id, created_at, last_seen_at, idle_expires_at, expires_at, username, role, verified, now = row
     settings = get_settings()
-    if row["now"] - row["last_seen_at"] >= timedelta(seconds=settings.session_touch_seconds):
-        touched = session.execute(_TOUCH, {"id": row["id"], "idle": settings.session_idle_seconds}).scalar()
+    if now - last_seen_at >= timedelta(seconds=settings.session_touch_seconds):
+        touched = session.execute(_TOUCH, {"id": session_id, "idle": settings.session_idle_seconds}).scalar()
         idle_expires_at = touched or idle_expires_at
         # Release the session row at once; otherwise the lookup simply opens the request's transaction.
         session.commit()
-    return Principal(row["id"], row["user_id"], row["username"], row["role"], row["verified"],
-                     row["created_at"], row["expires_at"], idle_expires_at)
+    return Principal(session_id, user_id, username, role, verified, created_at, expires_at, idle_expires_at)
 
 
 def current_principal() -> Principal | None:

@@ -16,6 +16,11 @@ def has_credentials(req) -> bool:
     return "Authorization" in req.headers or _COOKIE in req.headers.get("Cookie", "")
 
 
+def _has(headers, lower_name: str) -> bool:
+    # `name in headers` builds an HTTPException (BadRequestKeyError) on every miss: a scan is cheaper.
+    return any(key.lower() == lower_name for key, _ in headers)
+
+
 def preflight(req, origins: frozenset) -> Response | None:
     """The answer to a CORS preflight from an allowed origin (None: not one, let routing answer)."""
     if req.method != "OPTIONS" or "Access-Control-Request-Method" not in req.headers:
@@ -34,8 +39,8 @@ def decorate(response: Response, req, *, public_reads: bool, origins: frozenset)
     headers["X-Content-Type-Options"] = "nosniff"
     # A token or a user's own data must never sit in a shared or browser cache. Only a service whose
     # reads are public (the catalogue) answers an anonymous read without no-store.
-    if "Cache-Control" not in headers and not (public_reads and req.method in _READS
-                                               and not has_credentials(req) and "Set-Cookie" not in headers):
+    if not _has(headers, "cache-control") and not (public_reads and req.method in _READS
+                                                   and not has_credentials(req) and not _has(headers, "set-cookie")):
         headers["Cache-Control"] = "no-store"
     if origins:
         headers.add("Vary", "Origin")

@@ -53,3 +53,45 @@ def test_statement_timeout_defaults_from_settings_but_a_role_setting_wins(databa
             conn.commit()
         for engine in (owner, report, item):
             engine.dispose()
+
+
+def test_a_statement_run_through_the_driver_fails_as_sqlalchemy_would(database_url):
+    import pytest
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from common.db.session import run
+
+    engine = make_engine(get_settings().database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            with pytest.raises(DataError):
+                run(conn, "SELECT 1 / %(zero)s", {"zero": 0})
+            conn.rollback()
+            run(conn, "CREATE TEMP TABLE t (n int PRIMARY KEY)", {}).close()
+            run(conn, "INSERT INTO t VALUES (%(n)s)", {"n": 1}).close()
+            with pytest.raises(IntegrityError) as duplicate:
+                run(conn, "INSERT INTO t VALUES (%(n)s)", {"n": 1})
+            assert duplicate.value.orig.diag.constraint_name == "t_pkey"
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_lost_under_the_driver_is_invalidated_and_reported_as_operational(database_url):
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from common.db.session import run
+
+    engine = make_engine(get_settings().database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            conn.commit()
+            with pytest.raises(OperationalError) as lost:
+                run(conn, "SELECT pg_terminate_backend(pg_backend_pid())", {}).close()
+                run(conn, "SELECT 1", {})
+            assert lost.value.connection_invalidated
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        engine.dispose()
