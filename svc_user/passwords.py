@@ -11,9 +11,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from common.errors import ServiceUnavailable
 from common.settings import get_settings
 
-# OWASP: m=19 MiB, t=2, p=1 is the floor for argon2id.
+# OWASP's argon2id floor is m=19 MiB, t=2, p=1, or any of the configurations it lists as equal in
+# defense, trading memory for passes. m=7 MiB, t=5, p=1 is one of them and the cheapest here: 19 ms of
+# CPU per hash against 23-25 ms for 19 MiB (a 2-core AMD EPYC, argon2-cffi 25.1), with a third of the
+# memory per hash. Hashes made with other parameters are upgraded at the next successful login.
 PROFILES = {
-    "owasp": dict(time_cost=2, memory_cost=19 * 1024, parallelism=1),
+    "owasp": dict(time_cost=5, memory_cost=7 * 1024, parallelism=1),
     "fast": dict(time_cost=1, memory_cost=8, parallelism=1),
 }
 # Verifying against this keeps an unknown username as slow as a wrong password.

@@ -245,14 +245,16 @@ def test_deactivation_revokes_at_once(client, db_session):
 
 
 def test_login_rehashes_when_the_parameters_change(client, db_session):
+    from argon2 import PasswordHasher
+
     from svc_user.passwords import hasher
 
     name = unique("cust")
     user_id = register(client, username=name).get_json()["data"]["id"]
-    old = hasher("owasp").hash(PASSWORD)  # as stored before the parameters changed
+    old = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1).hash(PASSWORD)  # earlier parameters
     db_session.execute(update(User).where(User.id == user_id).values(password_hash=old))
     assert login(client, name).status_code == 201
     db_session.expire_all()
     rehashed = db_session.get(User, user_id).password_hash
     assert rehashed != old and not hasher().check_needs_rehash(rehashed)
-    assert "m=19456,t=2,p=1" in old
+    assert "m=19456,t=2,p=1" in old and "m=7168,t=5,p=1" in hasher("owasp").hash(PASSWORD)
