@@ -259,13 +259,19 @@ http {{
     proxy_request_buffering on;
     proxy_buffering on;
 {_REQUEST_ID_MAP}
-    # The app writes one JSON line per request it answers; nginx writes the ones it answers alone.
-    log_format toko escape=json '{{"ts": "$time_iso8601", "level": "info", "service": "edge", '
-        '"msg": "request", "port": "$server_port", "method": "$request_method", "path": "$request_uri", '
-        '"status": "$status", "upstream_status": "$upstream_status", "request_id": "$toko_request_id", '
-        '"duration_ms": "$request_time"}}';
-    map $upstream_status $toko_edge_answered {{ "" 1; "~(^|\\s)50[234]$" 1; default 0; }}
-    access_log /dev/stdout toko if=$toko_edge_answered;
+    # nginx writes the one access line of every request, in C and buffered (a write per 32 KiB, not per
+    # line, through supervisord's pipe into var/log/gateway.log); the app adds what only it knows (the
+    # route it matched, the user) as response headers that nginx logs and never passes on.
+    log_format toko escape=json '{{"ts": "$time_iso8601", "level": "info", "service": "$toko_service", '
+        '"logger": "toko.access", "msg": "request", "request_id": "$toko_request_id", '
+        '"method": "$request_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
+        '"status": $status, "upstream_status": "$upstream_status", "user_id": "$upstream_http_x_toko_user", '
+        '"duration_s": $request_time, "port": "$server_port"}}';
+    map $upstream_http_x_toko_service $toko_service {{ "" edge; default $upstream_http_x_toko_service; }}
+    access_log /dev/stdout toko buffer=32k flush=1s;
+    proxy_hide_header X-Toko-Service;
+    proxy_hide_header X-Toko-Route;
+    proxy_hide_header X-Toko-User;
 {_error_pages()}
 {balancing}
 {realip}

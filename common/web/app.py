@@ -17,7 +17,7 @@ from common.web.auth import SECURITY_SCHEMES
 from common.web.body import unstorable
 from common.web.db import close_session, init_db
 from common.web.docs import docs_blueprint
-from common.web.edge import EdgePrefix
+from common.web.edge import EdgePrefix, through_edge
 from common.web.encoding import OrjsonProvider
 from common.web.errors import database_unavailable
 from common.web.headers import decorate, preflight
@@ -95,9 +95,18 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
         decorate(response, req, public_reads=public_reads, origins=origins)
         seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
         route = req.url_rule.rule if req.url_rule else None
-        access_log.info("request", extra={
-            "method": req.method, "path": req.path, "route": route, "status": response.status_code,
-            "duration_ms": round(seconds * 1000, 2), "user_id": ctx.get("user_id")})
+        if through_edge(req.environ):
+            # toko's nginx writes this request's access line (common/gateway.py) with these, and drops them.
+            headers = response.headers
+            headers.add("X-Toko-Service", service)
+            if route:
+                headers.add("X-Toko-Route", route)
+            if (user_id := ctx.get("user_id")) is not None:
+                headers.add("X-Toko-User", str(user_id))
+        else:
+            access_log.info("request", extra={
+                "method": req.method, "path": req.path, "route": route, "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 2), "user_id": ctx.get("user_id")})
         observe(service, req.method, route, response.status_code, seconds, engine)
         return response
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 _PREFIX = re.compile(r"^/_[a-z]+$")
 
 
+@lru_cache(maxsize=4096)  # asked on every request, mostly for the same few peers
 def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)

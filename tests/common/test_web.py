@@ -174,3 +174,22 @@ def test_readyz_fails_while_the_schema_is_behind_the_code(client, db_session):
     err = assert_envelope(client.get("/readyz"), 503, "schema_out_of_date")
     assert err["details"] == {"database_revision": "0001", "code_revision": head_revision()}
     assert "0001" in err["message"] and head_revision() in err["message"]
+
+
+def test_the_access_line_is_the_apps_own_unless_toko_nginx_writes_it(make_client, customer, caplog):
+    client = make_client("item")
+    with caplog.at_level("INFO", logger="toko.access"):
+        direct = client.get("/v1/items/1", headers={"X-Request-ID": "direct-1", **customer.headers})
+    (line,) = [r for r in caplog.records if r.name == "toko.access"]
+    assert (line.status, line.route, line.user_id) == (404, "/v1/items/<int:item_id>", None)
+    assert not [name for name in direct.headers.keys() if name.startswith("X-Toko-")]
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="toko.access"):
+        # gunicorn leaves REMOTE_ADDR empty for a unix-socket peer: the request came through toko's nginx.
+        edge = make_client("transaction").get("/v1/transactions", headers=customer.headers,
+                                              environ_base={"REMOTE_ADDR": ""})
+    assert edge.status_code == 200
+    assert [r for r in caplog.records if r.name == "toko.access"] == []
+    assert edge.headers["X-Toko-Service"] == "transaction" and edge.headers["X-Toko-Route"] == "/v1/transactions"
+    assert edge.headers["X-Toko-User"] == str(customer.id)

@@ -6,6 +6,7 @@ several runs can live side by side with `make run`.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -70,6 +71,17 @@ class Stack:
     def log(self, program: str) -> str:
         path = self.home / "var/log" / f"{program}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def access_lines(self, request_id: str, count: int = 1, timeout: float = 10) -> list[dict]:
+        """The access lines nginx wrote for a request id, once `count` are there (each nginx worker
+        flushes its own buffer within a second) or the time is up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [json.loads(line) for line in self.log("gateway").splitlines()
+                     if line.startswith("{") and f'"request_id":"{request_id}"' in line.replace(" ", "")]
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.2)
 
     def start(self, timeout: float = 60) -> "Stack":
         if find_nginx() is None:

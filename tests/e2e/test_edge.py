@@ -133,7 +133,23 @@ def test_the_request_id_is_the_clients_when_well_formed_else_a_new_one(stack):
         assert requests.get(url, headers={"X-Request-ID": "edge-42"}, timeout=5).headers["X-Request-ID"] == "edge-42"
         fresh = requests.get(url, headers={"X-Request-ID": "bad id\tx"}, timeout=5).headers["X-Request-ID"]
         assert fresh != "bad id\tx" and len(fresh) >= 16
-    assert "edge-42" in logged_request_ids(stack.log("svc_item"))
+    # nginx's workers flush their buffers separately: the lines may come in any order.
+    assert sorted(line["service"] for line in stack.access_lines("edge-42", count=3)) == ["edge", "item", "item"]
+
+
+def test_nginx_writes_one_access_line_per_request_with_what_the_app_knows(stack):
+    account = committed_account()
+    response = requests.get(stack.url("transaction", "/v1/transactions/999999999"), timeout=10,
+                            headers={**account.headers, "X-Request-ID": "access-1"})
+    assert response.status_code == 404
+    assert not [name for name in response.headers if name.lower().startswith("x-toko-")]
+    time.sleep(2)  # past nginx's flush: a second line would be there too
+    (line,) = stack.access_lines("access-1")
+    assert line["service"] == "transaction" and line["logger"] == "toko.access"
+    assert line["route"] == "/v1/transactions/<int(max=9223372036854775807):transaction_id>"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/v1/transactions/999999999", 404)
+    assert line["user_id"] == str(account.id) and line["duration_s"] >= 0
+    assert "access-1" not in stack.log("svc_transaction"), "the app writes no second line"
 
 
 def logged_request_ids(log: str) -> set:
