@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import url_for
 
 from common.web import Blueprint, db
+from common.web.db import read_connection
 from common.web.schemas import PageArgs, envelope
 from svc_item import service
 from svc_item.schemas import (CategoryPatchSchema, CategorySchema, CategoryWriteSchema,
@@ -52,8 +53,8 @@ def create_item(body):
 @items.errors(404)
 def get_item(item_id):
     """One live item."""
-    with service.reading(db()) as session:
-        return {"data": service.get_item(session, item_id)}
+    with read_connection() as connection:
+        return {"data": service.get_item(connection, item_id)}
 
 
 @items.route(ITEM, methods=["PUT", "POST"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
@@ -148,10 +148,10 @@ _GET_ITEM = driver_sql(select(*_ITEM_COLUMNS).where(
     _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None)))
 
 
-def get_item(session: Session, item_id: int) -> dict:
+def get_item(connection: Connection, item_id: int) -> dict:
     """A live item's columns (id, sku, name, ..., updated_at) as a dict: one primary-key lookup."""
     _check_id(item_id, "item")
-    with closing(run(session.connection(), _GET_ITEM, {"item_id": item_id})) as cursor:
+    with closing(run(connection, _GET_ITEM, {"item_id": item_id})) as cursor:
         row = cursor.fetchone()
     if row is None:
         raise NotFound("No such item.")

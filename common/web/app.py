@@ -86,7 +86,7 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
     def _finish(response):
         req, ctx = request._get_current_object(), g._get_current_object()
         session = ctx.get("_db")
-        engine = session.get_bind().engine if session is not None else None
+        engine = session.get_bind().engine if session is not None else ctx.get("_engine")
         # End the transaction before logging and counting, so a connection lost meanwhile is answered,
         # logged and counted as the 503 it is.
         if session is not None and close_session() is not None:

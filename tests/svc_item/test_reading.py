@@ -39,3 +39,20 @@ def test_a_session_inside_a_callers_transaction_reads_inside_it(db_session):
         assert s is db_session
         assert s.connection().connection.dbapi_connection.autocommit is False
         assert s.execute(text("SELECT txid_current() = txid_current()")).scalar()
+
+
+def test_an_item_read_without_a_session_runs_in_autocommit_and_returns_the_connection_clean(database_url):
+    from common.db.session import get_engine
+    from svc_item.app import create_app
+    from tests.factories import committed_item
+
+    item_id = committed_item(price=4200)
+    app = create_app()  # its own sessions and connections, as in production
+    client = app.test_client()
+    response = client.get(f"/v1/items/{item_id}")
+    assert response.status_code == 200 and response.get_json()["data"]["price"] == 4200
+    assert client.get("/v1/items/999999999").status_code == 404
+    engine = get_engine("item")
+    with engine.connect() as connection:  # the pool's connection: back in transaction mode
+        assert connection.connection.dbapi_connection.autocommit is False
+    assert engine.pool.checkedout() == 0
