@@ -6,11 +6,14 @@ It creates a database of its own (toko_bench_profile) with a small catalogue and
 route through Flask's test client with the access log written (to /dev/null) and the metrics updated, as
 deployed, first unprofiled (CPU per request), then under cProfile. It prints the CPU per request and
 the functions with the most time of their own, and the time spent under each layer of the stack
-(cumulative, so a layer includes what it calls). docs/benchmarks.md quotes its output.
+(cumulative, so a layer includes what it calls). With --count it instead counts the Python bytecodes
+each request executes, by package, for the service and for its floor: a deterministic measure of the
+Python work, unmoved by whatever else the machine runs. docs/benchmarks.md quotes its output.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import pstats
 import sys
@@ -60,11 +63,52 @@ def profile(call, n: int, top: int, title: str) -> None:
         print(f"  {tt / n * 1e6:7.1f} own {ct / n * 1e6:7.1f} cum  {calls // n:>3}x  {where}:{line} {func}")
 
 
+def bytecodes(call, n: int) -> tuple[float, collections.Counter]:
+    """Python bytecodes one call executes (mean over n), and their split by package or toko module."""
+    counts: collections.Counter = collections.Counter()
+
+    def trace(frame, event, arg):
+        if event == "call":
+            frame.f_trace_opcodes = True
+        elif event == "opcode":
+            counts[frame.f_code.co_filename] += 1
+        return trace
+
+    for _ in range(20):
+        call()
+    sys.settrace(trace)
+    try:
+        for _ in range(n):
+            call()
+    finally:
+        sys.settrace(None)
+    split: collections.Counter = collections.Counter()
+    for file, count in counts.items():
+        if "site-packages/" in file:
+            key = file.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif file.startswith(str(ROOT)):
+            key = str(Path(file).relative_to(ROOT))
+        else:
+            key = "stdlib: " + Path(file).stem
+        split[key] += count
+    return sum(counts.values()) / n, split
+
+
+def print_bytecodes(title: str, sides: dict, n: int, top: int) -> None:
+    print(f"\n-- {title}: Python bytecodes per request --")
+    for side, call in sides.items():
+        total, split = bytecodes(call, n)
+        print(f"{side}: {total:,.0f}")
+        for key, count in split.most_common(top):
+            print(f"  {count / n:7,.0f}  {key}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--count", action="store_true", help="bytecodes per request by package, service and floor")
     args = parser.parse_args()
 
     env = bench_environment(DB_NAME)
@@ -87,6 +131,21 @@ def main() -> None:
         def buy():
             assert transactions.post("/v1/transactions", json=body, headers=headers).status_code == 201
 
+        if args.count:
+            from bench import floor_app, transaction_floor
+
+            floors = floor_app.app.test_client(), transaction_floor.app.test_client()
+
+            def read_floor():
+                assert floors[0].get(f"/v1/items/{item_id}").status_code == 200
+
+            def buy_floor():
+                assert floors[1].post("/v1/transactions", json=body, headers=headers).status_code == 201
+
+            with access_log_discarded("INFO"):
+                print_bytecodes("GET /v1/items/{id}", {"svc_item": read, "floor": read_floor}, 100, args.top)
+                print_bytecodes("POST /v1/transactions", {"svc_transaction": buy, "floor": buy_floor}, 100, args.top)
+            return
         with access_log_discarded("INFO"):
             for title, call in (("GET /v1/items/{id}", read), ("POST /v1/transactions", buy)):
                 print(f"{title}: {cpu_per_request(call, args.requests):.0f} us CPU per request unprofiled")

@@ -140,12 +140,53 @@ def compare(name: str, urls: dict[str, str], groups: dict[str, callable], *, rou
     return sides
 
 
+ADMIN, ADMIN_PASSWORD = "bench-admin", "bench-admin-password-1"
+
+
+def run_load(stack, seconds: float, users: int) -> dict:
+    """bench/load.py against the stack's ports; returns {request: (count, p50 ms, p99 ms)} and its verdict."""
+    from common.db.session import session_scope
+    from svc_user.service import create_user
+
+    with session_scope() as session:  # hashed with the deployed argon2 parameters
+        create_user(session, username=ADMIN, email="bench-admin@example.test", password=ADMIN_PASSWORD, role="admin")
+    env = {**stack.env, "TOKO_ENV": "development"}
+    out = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "bench/load.py"), "--seconds", str(seconds),
+                          "--users", str(users), "--admin", ADMIN, "--admin-password", ADMIN_PASSWORD],
+                         env=env, capture_output=True, text=True, timeout=seconds + 300)
+    print(out.stdout + out.stderr[-2000:])
+    rows = {}
+    for line in out.stdout.splitlines():
+        parts = line.rsplit(None, 3)
+        if len(parts) == 4 and parts[1].isdigit():
+            rows[parts[0].strip()] = (int(parts[1]), float(parts[2]), float(parts[3]))
+    return {"rows": rows, "ok": out.returncode == 0, "summary": out.stdout.splitlines()[0] if out.stdout else ""}
+
+
+def argon2_cost(n: int = 15) -> tuple[str, float]:
+    """The deployed argon2 parameters and the median CPU milliseconds of one hash."""
+    from svc_user.passwords import PROFILES, hasher
+
+    params = PROFILES["owasp"]
+    h = hasher("owasp")
+    times = []
+    for _ in range(n):
+        t0 = time.process_time()
+        h.hash("bench-password-1")
+        times.append((time.process_time() - t0) * 1000)
+    label = f"m={params['memory_cost'] // 1024} MiB, t={params['time_cost']}, p={params['parallelism']}"
+    return label, sorted(times)[n // 2]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--load-seconds", type=float, default=30,
+                        help="then bench/load.py (make load's mix) against the stack this long; 0 skips it")
+    parser.add_argument("--load-users", type=int, default=8)
     parser.add_argument("--python-load", action="store_true", help="Python threads even if wrk is installed")
     parser.add_argument("--no-write", action="store_true", help="print the table only, leave docs/ alone")
     args = parser.parse_args()
@@ -166,7 +207,7 @@ def main() -> int:
     stack = make_stack(home, env.database_url, TOKO_ENV="development", TOKO_ARGON2_PROFILE="owasp",
                        TOKO_SECRET_KEY=BENCH_SECRET, TOKO_LOG_LEVEL="INFO",
                        TOKO_WORKERS=str(settings.workers), TOKO_THREADS=str(settings.threads))
-    tables = {}
+    tables, mix = {}, None
     try:
         with stack, gunicorn_service("item", env.database_url, app="bench.floor_app:app") as read_floor, \
                 gunicorn_service("transaction", env.database_url, app="bench.transaction_floor:app") as buy_floor:
@@ -200,6 +241,9 @@ def main() -> int:
                              FLOOR: f"{buy_floor}/v1/transactions"},
                 {SUBJECT: stack_groups("transaction"), FLOOR: floor_groups(buy_floor)}, post=buyer, **common)
             access_lines = sum(1 for line in stack.log("svc_item").splitlines() if '"toko.access"' in line)
+            if args.load_seconds:
+                print(f"\n== make load's mix against the stack: {args.load_users} users, {args.load_seconds:g}s ==")
+                mix = run_load(stack, args.load_seconds, args.load_users)
     finally:
         drop_database(env.db_name)
 
@@ -221,6 +265,23 @@ def main() -> int:
     from bench.run_all import markdown_table, text_table, wrk_version
 
     print("\n" + text_table(header, rows) + "\n\n" + text_table(cpu_header, cpu_rows))
+    argon2_label, argon2_ms = argon2_cost()
+    load_lines = []
+    if mix:
+        login = mix["rows"].get("login")
+        load_lines = [
+            "",
+            f"bench/load.py (`make load`'s mix: customers register, log in, browse, buy; an admin reads reports), "
+            f"{args.load_users} users, {args.load_seconds:g}s against this stack: {mix['summary']}; "
+            f"{'no errors' if mix['ok'] else '**errors**'}.",
+            "",
+            markdown_table(["request", "count", "p50 ms", "p99 ms"],
+                           [[name, str(c), f"{p50:.1f}", f"{p99:.1f}"] for name, (c, p50, p99) in mix["rows"].items()]),
+            "",
+            f"Login p50 {login[1]:.0f} ms (target <= 150) with argon2id {argon2_label}, "
+            f"{argon2_ms:.1f} ms of CPU per hash here." if login else "No login was timed.",
+        ]
+        print("\n".join(load_lines))
     print(f"{minutes:.1f} min; load average before {load_before}, after "
           f"{' / '.join(f'{v:.2f}' for v in os.getloadavg())}; svc_item wrote {access_lines:,} access lines")
     if not args.no_write:
@@ -243,6 +304,7 @@ def main() -> int:
             "not counted):",
             "",
             markdown_table(cpu_header, cpu_rows),
+            *load_lines,
         ])
         text = DOC.read_text()
         block = f"{BEGIN}\n{generated}\n{END}"
