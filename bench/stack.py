@@ -144,23 +144,31 @@ ADMIN, ADMIN_PASSWORD = "bench-admin", "bench-admin-password-1"
 
 
 def run_load(stack, seconds: float, users: int) -> dict:
-    """bench/load.py against the stack's ports; returns {request: (count, p50 ms, p99 ms)} and its verdict."""
+    """`make load` (bench/locustfile.py, headless) against the stack's ports; its rows and verdict."""
+    import csv
+
     from common.db.session import session_scope
     from svc_user.service import create_user
 
     with session_scope() as session:  # hashed with the deployed argon2 parameters
         create_user(session, username=ADMIN, email="bench-admin@example.test", password=ADMIN_PASSWORD, role="admin")
-    env = {**stack.env, "TOKO_ENV": "development"}
-    out = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "bench/load.py"), "--seconds", str(seconds),
-                          "--users", str(users), "--admin", ADMIN, "--admin-password", ADMIN_PASSWORD],
-                         env=env, capture_output=True, text=True, timeout=seconds + 300)
-    print(out.stdout + out.stderr[-2000:])
-    rows = {}
-    for line in out.stdout.splitlines():
-        parts = line.rsplit(None, 3)
-        if len(parts) == 4 and parts[1].isdigit():
-            rows[parts[0].strip()] = (int(parts[1]), float(parts[2]), float(parts[3]))
-    return {"rows": rows, "ok": out.returncode == 0, "summary": out.stdout.splitlines()[0] if out.stdout else ""}
+    prefix = Path(tempfile.mkdtemp(prefix="toko-bench-load-")) / "load"
+    env = {**stack.env, "TOKO_ENV": "development", "TOKO_LOAD_ADMIN": ADMIN, "TOKO_LOAD_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    out = subprocess.run([str(ROOT / ".venv/bin/locust"), "-f", str(ROOT / "bench/locustfile.py"), "--headless",
+                          "--only-summary", "--users", str(users + 1), "--spawn-rate", str(users + 1),
+                          "--run-time", f"{seconds:g}s", "--stop-timeout", "10", "--csv", str(prefix)],
+                         env=env, capture_output=True, text=True, timeout=seconds + 300, cwd=ROOT)
+    rows, total = {}, None
+    with open(f"{prefix}_stats.csv", newline="") as stats:
+        for row in csv.DictReader(stats):
+            entry = (int(row["Request Count"]), float(row["50%"]), float(row["99%"]), int(row["Failure Count"]))
+            if row["Name"] == "Aggregated":
+                total = entry
+            else:
+                rows[row["Name"]] = entry
+    print("\n".join(f"{name:<18}{c:>7}{p50:>9.0f}{p99:>9.0f}{f:>6}" for name, (c, p50, p99, f) in rows.items()))
+    summary = (f"{total[0]:,} requests in {seconds:g}s, {total[3]} failed" if total else "no requests")
+    return {"rows": {k: v[:3] for k, v in rows.items()}, "ok": out.returncode == 0, "summary": summary}
 
 
 def argon2_cost(n: int = 15) -> tuple[str, float]:
@@ -185,7 +193,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--load-seconds", type=float, default=30,
-                        help="then bench/load.py (make load's mix) against the stack this long; 0 skips it")
+                        help="then make load's mix (bench/locustfile.py) against the stack this long; 0 skips it")
     parser.add_argument("--load-users", type=int, default=8)
     parser.add_argument("--python-load", action="store_true", help="Python threads even if wrk is installed")
     parser.add_argument("--no-write", action="store_true", help="print the table only, leave docs/ alone")
@@ -242,8 +250,12 @@ def main() -> int:
                 {SUBJECT: stack_groups("transaction"), FLOOR: floor_groups(buy_floor)}, post=buyer, **common)
             access_lines = sum(1 for line in stack.log("svc_item").splitlines() if '"toko.access"' in line)
             if args.load_seconds:
-                print(f"\n== make load's mix against the stack: {args.load_users} users, {args.load_seconds:g}s ==")
-                mix = run_load(stack, args.load_seconds, args.load_users)
+                print(f"\n== make load's mix against the stack: {args.load_users} customers and an admin, "
+                      f"{args.load_seconds:g}s ==")
+                try:
+                    mix = run_load(stack, args.load_seconds, args.load_users)
+                except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+                    mix = {"rows": {}, "ok": False, "summary": f"the load run failed: {error!r}"[:300]}
     finally:
         drop_database(env.db_name)
 
@@ -271,7 +283,7 @@ def main() -> int:
         login = mix["rows"].get("login")
         load_lines = [
             "",
-            f"bench/load.py (`make load`'s mix: customers register, log in, browse, buy; an admin reads reports), "
+            f"`make load`'s mix (bench/locustfile.py: customers register, log in, browse, buy; an admin reads reports), "
             f"{args.load_users} users, {args.load_seconds:g}s against this stack: {mix['summary']}; "
             f"{'no errors' if mix['ok'] else '**errors**'}.",
             "",
