@@ -186,6 +186,15 @@ def argon2_cost(n: int = 15) -> tuple[str, float]:
     return label, sorted(times)[n // 2]
 
 
+@contextmanager
+def closing(stack):
+    """The stack started, and stopped afterwards even when it failed to come up (supervisord keeps running)."""
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -217,7 +226,7 @@ def main() -> int:
                        TOKO_WORKERS=str(settings.workers), TOKO_THREADS=str(settings.threads))
     tables, mix = {}, None
     try:
-        with stack, gunicorn_service("item", env.database_url, app="bench.floor_app:app") as read_floor, \
+        with closing(stack) as stack, gunicorn_service("item", env.database_url, app="bench.floor_app:app") as read_floor, \
                 gunicorn_service("transaction", env.database_url, app="bench.transaction_floor:app") as buy_floor:
             supervisord = stack.process.pid
 
