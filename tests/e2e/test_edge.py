@@ -146,7 +146,7 @@ def test_nginx_writes_one_access_line_per_request_with_what_the_app_knows(stack)
     time.sleep(2)  # past nginx's flush: a second line would be there too
     (line,) = stack.access_lines("access-1")
     assert line["service"] == "transaction" and line["logger"] == "toko.access"
-    assert line["route"] == "/v1/transactions/<int(max=9223372036854775807):transaction_id>"
+    assert line["route"].startswith("/v1/transactions/<") and line["route"].endswith("transaction_id>")
     assert (line["method"], line["path"], line["status"]) == ("GET", "/v1/transactions/999999999", 404)
     assert line["user_id"] == str(account.id) and line["duration_s"] >= 0
     assert "access-1" not in stack.log("svc_transaction"), "the app writes no second line"
