@@ -152,7 +152,6 @@ def test_nginx_writes_one_access_line_per_request_with_what_the_app_knows(stack)
     assert "access-1" not in stack.log("svc_transaction"), "the app writes no second line"
 
 
-
 def test_gunicorn_listens_only_on_its_unix_socket(stack):
     for service in SERVICES:
         path = socket_path(service, stack.home)
