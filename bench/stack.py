@@ -43,13 +43,21 @@ SUBJECT, FLOOR = "stack", "floor"
 
 # -- CPU accounting --------------------------------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process so far (0 once it is gone)."""
+def cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU of one process so far (0 once it is gone), with its reaped children's if asked."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if reaped_children else 0)) / TICK
+
+
+def workers_cpu(master: int) -> float:
+    """CPU of a gunicorn master's workers so far, those it already replaced included (max_requests
+    recycles a worker mid-round; the master reaps it, and its CPU moves into the master's account)."""
+    return cpu_seconds(master, reaped_children=True) - cpu_seconds(master) + sum(
+        cpu_seconds(pid) for pid in process_tree(master) if pid != master)
 
 
 def process_tree(root: int) -> dict[int, str]:
@@ -86,9 +94,12 @@ class Groups:
     """Named groups of pids whose CPU a round measures."""
 
     pids: dict[str, list[int]] = field(default_factory=dict)
+    masters: dict[str, int] = field(default_factory=dict)  # groups counted as a gunicorn master's workers
 
     def sample(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+        sample = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+        sample.update({name: workers_cpu(master) for name, master in self.masters.items()})
+        return sample
 
 
 @contextmanager
@@ -234,17 +245,16 @@ def main() -> int:
                 def groups() -> Groups:
                     tree = process_tree(supervisord)
                     master = int(stack.ctl("pid", f"svc_{service}").stdout.strip() or 0)
-                    workers = [p for p in process_tree(master) if p != master] if master else []
-                    return Groups({"service workers (Python)": workers,
-                                   "supervisord": [supervisord],
+                    return Groups({"supervisord": [supervisord],
                                    "nginx": [p for p, comm in tree.items() if comm.startswith("nginx")],
-                                   "PostgreSQL backends": backends(env.db_name, f"toko-{service}")})
+                                   "PostgreSQL backends": backends(env.db_name, f"toko-{service}")},
+                                  {"service workers (Python)": master})
                 return groups
 
             def floor_groups(floor):
                 def groups() -> Groups:
-                    return Groups({"service workers (Python)": [p for p in process_tree(floor.pid) if p != floor.pid],
-                                   "PostgreSQL backends": backends(env.db_name, None)})
+                    return Groups({"PostgreSQL backends": backends(env.db_name, None)},
+                                  {"service workers (Python)": floor.pid})
                 return groups
 
             common = dict(rounds=args.rounds, seconds=args.seconds, clients=args.clients, use_wrk=use_wrk)
