@@ -2,7 +2,7 @@
 import os
 import shutil
 
-from common.gateway import socket_path
+from toko.gateway import socket_path
 from common.settings import SERVICES, get_settings
 
 _service = os.environ.get("TOKO_SERVICE", "")
@@ -14,7 +14,7 @@ _metrics_dir = os.path.join(os.getcwd(), "var", "metrics", _service)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 wsgi_app = f"svc_{_service}.app:create_app()"
-# Only toko's nginx (common/gateway.py) talks to gunicorn: it owns the service's port, buffers slow
+# Only toko's nginx (toko/gateway.py) talks to gunicorn: it owns the service's port, buffers slow
 # clients and tells the app the client's address (X-Real-IP, trusted for unix-socket peers only).
 _socket = socket_path(_service)
 os.makedirs(_socket.parent, mode=0o700, exist_ok=True)
@@ -27,7 +27,7 @@ threads = _settings.threads
 # The pool holds one connection per thread: workers x threads x 5 services stays under max_connections.
 graceful_timeout = _settings.graceful_timeout
 timeout = 30
-# nginx keeps idle upstream connections 50 s (keepalive_timeout in common/gateway.py): gunicorn must
+# nginx keeps idle upstream connections 50 s (keepalive_timeout in toko/gateway.py): gunicorn must
 # not close one first, or a request nginx sends on it at that moment fails.
 keepalive = 75
 # gunicorn's largest request line: a v2 list's cursor (up to 2 KiB) and a percent-encoded search fit.

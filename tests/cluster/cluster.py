@@ -30,7 +30,7 @@ from typing import Iterator
 import psycopg2
 import requests
 
-from common.replica import render_primary_conf, render_standby_conf
+from toko.replica import render_primary_conf, render_standby_conf
 from common.settings import load_settings
 from tests.e2e.pgcluster import PrivateCluster, unavailable_reason as pg_unavailable
 from tests.e2e.stack import ROOT, Stack, free_port

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from common.gateway import find_nginx
+from toko.gateway import find_nginx
 from common.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]

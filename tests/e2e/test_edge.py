@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from common.db.models import UserSession as SessionRow
 from common.db.session import session_scope
-from common.gateway import find_nginx, render_config, socket_path
+from toko.gateway import find_nginx, render_config, socket_path
 from common.settings import SERVICES, load_settings
 from tests.e2e.stack import free_port
 from tests.factories import PASSWORD, committed_account

@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from common.gateway import ROUTES
+from toko.gateway import ROUTES
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not __import__("os").path.exists("/usr/sbin/nginx"),
                                 reason="nginx is not installed (apt-get install nginx): the gateway is not tested")
@@ -74,7 +74,7 @@ def test_json_csv_and_svg_are_gzipped_above_a_few_kib(stack):
     assert "Content-Encoding" not in plain.headers and len(plain.content) > 4096
     small = requests.get(stack.gateway_url("/v1/items?per_page=1"), headers={"Accept-Encoding": "gzip"}, timeout=5)
     assert "Content-Encoding" not in small.headers, "a small answer is not worth compressing"
-    from common.gateway import render_config
+    from toko.gateway import render_config
     from common.settings import load_settings
 
     config = render_config(load_settings({}), stack.home / "var/gateway", stack.home)

@@ -1,5 +1,5 @@
 """docs/api.md says what the services' OpenAPI documents say."""
-from common.apidocs import PATH, documents, render
+from toko.apidocs import PATH, documents, render
 
 
 def test_docs_api_md_is_current():

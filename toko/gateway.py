@@ -229,7 +229,7 @@ def render_config(settings: Settings, var_dir: Path, root: Path | None = None, *
     realip = "".join(f"    set_real_ip_from {proxy};\n" for proxy in settings.trusted_proxies)
     if realip:
         realip += "    real_ip_header X-Real-IP;"
-    return f"""# Rendered by `toko gateway` from common/gateway.py; do not edit.
+    return f"""# Rendered by `toko gateway` from toko/gateway.py; do not edit.
 {user}worker_processes auto;
 worker_rlimit_nofile 16384;
 pid {var_dir}/nginx.pid;

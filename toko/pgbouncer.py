@@ -64,7 +64,7 @@ def render_config(settings: Settings, var_dir: Path, user: str | None = None) ->
     # private network is trusted, as PostgreSQL's own pg_hba would be.
     auth = "scram-sha-256" if any(users(settings).values()) else "trust"
     nl = "\n"
-    return f"""; Rendered by `toko pgbouncer` from common/pgbouncer.py; do not edit.
+    return f"""; Rendered by `toko pgbouncer` from toko/pgbouncer.py; do not edit.
 [databases]
 {nl.join(databases)}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from common.demo import DEMO_ADMIN
+from toko.demo import DEMO_ADMIN
 from common.settings import SERVICES, Settings
 
 LOG_LINES = 20

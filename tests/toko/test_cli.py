@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from common.cli import main
+from toko.cli import main
 from common.db.models import Category, User
 from common.db.session import session_scope
 from svc_user.passwords import verify_password

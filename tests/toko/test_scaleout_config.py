@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common import gateway, pgbouncer
-from common.replica import render_primary_conf
+from toko import gateway, pgbouncer
+from toko.replica import render_primary_conf
 from common.settings import load_settings
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

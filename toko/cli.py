@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from common.db.session import driver_url, session_scope
-from common.demo import DEMO_ADMIN
+from toko.demo import DEMO_ADMIN
 from common.settings import SettingsError, get_settings
 
 
@@ -132,7 +132,7 @@ def demo(host: str, item_id: int | None) -> None:
     """Play the seed's story (dwi buys 10 times, will 50, eko cannot log in) against the running services."""
     import requests
 
-    from common.demo import STORY, Demo
+    from toko.demo import STORY, Demo
 
     ports = get_settings().ports
     player = Demo(*(f"http://{host}:{ports[s]}" for s in ("user", "item", "transaction")), echo=click.echo)
@@ -151,7 +151,7 @@ def demo(host: str, item_id: int | None) -> None:
 @click.option("--check", is_flag=True, help="Fail when docs/api.md differs from what the code documents.")
 def api_docs(check: bool) -> None:
     """Write docs/api.md from the five services' OpenAPI documents."""
-    from common.apidocs import PATH, documents, render
+    from toko.apidocs import PATH, documents, render
 
     text = render(documents())
     if check:
@@ -170,7 +170,7 @@ _CONFIG = click.option("-c", "--config", "config", default="supervisord.conf", s
 @_CONFIG
 def preflight(config: Path) -> None:
     """Refuse to start when toko already runs here or a port it needs is taken (make run's first step)."""
-    from common.launch import LaunchError, Supervisor, preflight as check
+    from toko.launch import LaunchError, Supervisor, preflight as check
 
     try:
         check(get_settings(), Supervisor(config))
@@ -182,7 +182,7 @@ def preflight(config: Path) -> None:
 @_CONFIG
 def supervise(config: Path) -> None:
     """Run every program under supervisord in the foreground; exit 1 when one cannot start."""
-    from common.launch import LaunchError, Supervisor, supervise as run
+    from toko.launch import LaunchError, Supervisor, supervise as run
 
     try:
         status = run(get_settings(), Supervisor(config), echo=click.echo)
@@ -196,7 +196,7 @@ def gateway() -> None:
     """Run the nginx gateway in the foreground (supervisor's `gateway` program)."""
     from pathlib import Path
 
-    from common.gateway import exec_nginx
+    from toko.gateway import exec_nginx
 
     exec_nginx(get_settings(), Path.cwd() / "var" / "gateway")
 
@@ -207,7 +207,7 @@ def pgbouncer(user: str | None) -> None:
     """Run PgBouncer (transaction pooling) in the foreground, in front of DATABASE_URL's server."""
     from pathlib import Path
 
-    from common.pgbouncer import exec_pgbouncer
+    from toko.pgbouncer import exec_pgbouncer
 
     exec_pgbouncer(get_settings(), Path.cwd() / "var" / "pgbouncer", user)
 

@@ -13,7 +13,7 @@ def render_standby_conf(settings: Settings, port: int) -> str:
     # A long aggregate and the replay of the primary's vacuum conflict: with feedback the primary keeps the
     # rows the aggregate still reads, and replay waits as long as the statement may run before cancelling it.
     delay = settings.db_statement_timeout_ms or -1
-    return f"""# Rendered from common/replica.py; do not edit.
+    return f"""# Rendered from toko/replica.py; do not edit.
 port = {port}
 hot_standby = on
 hot_standby_feedback = on
@@ -26,7 +26,7 @@ def render_primary_conf(settings: Settings, port: int, max_connections: int) -> 
     if max_connections <= settings.pgbouncer_max_db_connections:
         raise ValueError(f"max_connections {max_connections} leaves no room above PgBouncer's "
                          f"{settings.pgbouncer_max_db_connections} (TOKO_PGBOUNCER_MAX_DB_CONNECTIONS)")
-    return f"""# Rendered from common/replica.py; do not edit.
+    return f"""# Rendered from toko/replica.py; do not edit.
 port = {port}
 max_connections = {max_connections}
 wal_level = replica

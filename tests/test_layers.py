@@ -1,0 +1,51 @@
+"""The import rule: a service imports `common/` and itself only; `common/` imports no service and not the
+operators' `toko/` package. Read from the source (every import statement, at any depth), not at run time."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = sorted(p.name for p in ROOT.glob("svc_*") if p.is_dir())
+LAYERS = ["common", *SERVICES]
+
+
+def imported(path: Path) -> set[str]:
+    """Top-level package of every module the file imports, including `importlib.import_module("svc_...")`."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                "import_module", "__import__") and node.args:
+            arg = node.args[0]
+            text = arg.value if isinstance(arg, ast.Constant) else \
+                "".join(v.value for v in getattr(arg, "values", []) if isinstance(v, ast.Constant))
+            if isinstance(text, str) and text:
+                found.add(text.split(".")[0] + ("*" if isinstance(arg, ast.JoinedStr) else ""))
+    return found
+
+
+def forbidden_for(layer: str) -> set[str]:
+    others = {s for s in SERVICES if s != layer}
+    return others | {"toko", "svc_*"} if layer != "common" else set(SERVICES) | {"toko", "svc_*"}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_layer_imports_only_what_it_may(layer):
+    wrong = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        for module in imported(path) & forbidden_for(layer):
+            wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_rule_sees_every_kind_of_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import svc_item.service\nfrom svc_user import service\n"
+                      "def f(name):\n    import importlib\n    return importlib.import_module(f'svc_{name}.worker')\n")
+    assert imported(sample) >= {"svc_item", "svc_user", "svc_*"}
