@@ -75,8 +75,10 @@ bench-stack: install ## the stack as `make run` starts it (supervisord, the edge
 docs: install ## write docs/api.md from the services' OpenAPI documents
 	TOKO_ENV=test $(BIN)/toko api-docs
 
-lint: install ## compile-check every module
-	$(BIN)/python -m compileall -q common svc_* migrations tests
+lint: install ## ruff check, ruff format --check (common/, svc_*/, toko/) and mypy (common/, svc_*/)
+	$(BIN)/ruff check common svc_* toko
+	$(BIN)/ruff format --check common svc_* toko
+	$(BIN)/mypy common $(wildcard svc_*)
 
 clean: ## remove the virtualenv and runtime files
 	rm -rf $(VENV) var

@@ -17,7 +17,7 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
         super().__init__()
         self.service = service
-        self._second = (None, "")  # (whole second, its text): one tuple, so threads never see half an update
+        self._second: tuple[int | None, str] = (None, "")  # (whole second, its text): one tuple, so threads never see half an update
 
     def _timestamp(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds and Z; the text of the second is reused within that second."""

@@ -73,7 +73,8 @@ class Settings:
     db_connect_timeout: int = 3
     db_statement_timeout_ms: int = 15000
     max_body_bytes: int = 1024 * 1024
-    # Exact origins (scheme://host[:port]) whose browser pages may call the API with credentials; none: CORS off.
+    # Exact origins (scheme://host[:port]) whose browser pages may call the API with credentials;
+    # none: CORS off.
     cors_origins: tuple = ()
     # How long the edge (nginx) waits for a service's answer before a 504 envelope.
     edge_read_timeout: int = 60
@@ -158,7 +159,7 @@ def _check_database_url(name: str, url: str | None) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(url).port
+        _ = make_url(url).port  # parses host and port: a bad one raises
     except (ArgumentError, ValueError):
         raise SettingsError(f"{name} is not a valid URL (postgresql://user[:password]@host[:port]/database)"
                             ) from None

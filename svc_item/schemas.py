@@ -1,6 +1,8 @@
 """Request and response schemas of the item service, v1 and v2."""
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -11,14 +13,14 @@ from svc_item.service import BIGINT_MAX
 INT_MAX = 2**31 - 1  # items.stock is an INTEGER column
 SORTS = ("id", "price", "-price", "name")
 
-_price = dict(strict=True, validate=validate.Range(min=0, max=BIGINT_MAX),
+_price: dict[str, Any] = dict(strict=True, validate=validate.Range(min=0, max=BIGINT_MAX),
               metadata={"description": "Integer minor units of the shop's currency, >= 0."})
-_stock = dict(strict=True, validate=validate.Range(min=0, max=INT_MAX))
-_category_id = dict(strict=True, allow_none=True, validate=validate.Range(min=1, max=BIGINT_MAX),
+_stock: dict[str, Any] = dict(strict=True, validate=validate.Range(min=0, max=INT_MAX))
+_category_id: dict[str, Any] = dict(strict=True, allow_none=True, validate=validate.Range(min=1, max=BIGINT_MAX),
                     metadata={"description": "An existing category, or null."})
-_sku = dict(validate=validate.Length(min=1, max=64))
-_name = dict(validate=validate.Length(min=1, max=200))
-_description = dict(validate=validate.Length(max=10_000))
+_sku: dict[str, Any] = dict(validate=validate.Length(min=1, max=64))
+_name: dict[str, Any] = dict(validate=validate.Length(min=1, max=200))
+_description: dict[str, Any] = dict(validate=validate.Length(max=10_000))
 
 
 # -- categories ------------------------------------------------------------------------------------

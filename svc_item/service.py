@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -64,7 +64,7 @@ def reading(session: Session) -> Iterator[Session]:
         yield session
         return
     connection = session.connection()
-    dbapi = connection.connection.dbapi_connection
+    dbapi: Any = connection.connection.dbapi_connection
     dbapi.autocommit = True
     try:
         yield session
@@ -267,7 +267,7 @@ def browse_items(session: Session, *, limit: int, cursor: str | None = None, sor
     if cursor is not None:
         position = CursorCodec(purpose=_CURSOR_PURPOSE).decode(cursor, _cursor_query(scope, sort, filters))
         if len(position) != len(types) or not all(
-                type(value) is kind for value, kind in zip(position, types)):
+                type(value) is kind for value, kind in zip(position, types, strict=True)):
             raise BadRequest("The cursor is invalid or belongs to another query.", code="invalid_cursor")
         stmt = stmt.where(keyset_after(columns, position, descending))
     order = [c.desc() for c in columns] if descending else list(columns)

@@ -56,7 +56,8 @@ class OtpStatus(Schema):
                                 metadata={"type": "string", "nullable": True})
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     status = fields.String(required=True, attribute="state", validate=validate.OneOf(STATES), metadata={
-        "description": "pending (can be verified), verified (used), replaced (a newer code took its place), "
+        "description": "pending (can be verified), verified (used), "
+                                  "replaced (a newer code took its place), "
                        "locked (too many wrong codes) or expired."})
     attempts_left = fields.Integer(required=True)
     created_at = UtcDateTime(required=True)

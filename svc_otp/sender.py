@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
@@ -79,7 +79,7 @@ class HttpGatewaySender:
         self.http = requests.Session()
 
     def send(self, message: OutgoingMessage) -> None:
-        payload = {"id": message.id, "channel": message.channel, "destination": message.destination,
+        payload: dict[str, Any] = {"id": message.id, "channel": message.channel, "destination": message.destination,
                    "body": message.body}
         try:
             response = self.http.post(self.url, json=payload, timeout=self.timeout,
@@ -93,5 +93,6 @@ class HttpGatewaySender:
 def make_sender(settings: Settings) -> Sender:
     """The sender the settings name (TOKO_OTP_SENDER)."""
     if settings.otp_sender == "http":
+        assert settings.otp_gateway_url  # load_settings refuses TOKO_OTP_SENDER=http without it
         return HttpGatewaySender(settings.otp_gateway_url)
     return LogSender(reveal_body=settings.reveals_debug_codes)

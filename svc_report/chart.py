@@ -90,7 +90,7 @@ def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: lis
     # Bars, each with its value as a tooltip; value labels on top when there is room.
     show_values = n <= 20
     every = max(1, math.ceil(n / (plot_w / 18)))  # at most one x label per 18 px
-    for i, (label, full, value) in enumerate(zip(labels, full_labels, values)):
+    for i, (label, full, value) in enumerate(zip(labels, full_labels, values, strict=True)):
         x = left + i * (plot_w / n) if n else left
         bar_w = (plot_w / n) * 0.72
         x_bar = x + (plot_w / n - bar_w) / 2

@@ -63,7 +63,8 @@ class SalesReport(Schema):
     rows = fields.List(fields.Nested(SalesRow), required=True)
     totals = fields.Nested(SalesTotals, required=True)
     replication_lag_seconds = fields.Float(allow_none=True, metadata={
-        "description": "How far the replica that computed the figures trailed the primary, in seconds (0 when "
+        "description": "How far the replica that computed the figures trailed the primary, "
+                                  "in seconds (0 when "
                        "it had replayed everything it had received); null when they come from the primary."})
 
 

@@ -101,7 +101,7 @@ def parse_sales_query(start: str, end: str, group_by: str = "day", tz: str | Non
     if hi - lo > timedelta(days=limit):
         raise _invalid({"to": [f"The window may span at most {limit} days."]},
                        f"The window is longer than {limit} days.", code="window_too_large")
-    return SalesQuery(lo, hi, group_by, "UTC" if zone is timezone.utc else tz)
+    return SalesQuery(lo, hi, group_by, "UTC" if zone is timezone.utc or not tz else tz)
 
 
 # Key per group: day and user are functions of the transaction, item of the line. The window filter is

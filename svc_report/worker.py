@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.orm import Session
 
 from common.db.session import get_engine
@@ -116,7 +117,8 @@ class ReportTick:
 
     def __call__(self, session: Session) -> int:
         settings = get_settings()
-        abandoned = session.execute(_ABANDON, {"max_attempts": settings.report_max_attempts}).rowcount
+        abandoned = cast(CursorResult, session.execute(
+            _ABANDON, {"max_attempts": settings.report_max_attempts})).rowcount
         claimed = session.execute(_CLAIM, {"lease": settings.report_lease_seconds,
                                            "max_attempts": settings.report_max_attempts}).first()
         session.commit()  # the claim (and any give-ups) must be visible before the work starts
@@ -130,6 +132,8 @@ class ReportTick:
         with Heartbeat(job_id, attempt, settings.report_lease_seconds):
             if settings.env == "test" and settings.report_test_delay_seconds:
                 self.stopping.wait(settings.report_test_delay_seconds)
+            error: Exception | None
+            result: Any
             try:
                 result, error, final = compute(session, kind, params), None, False
             except ApiError as exc:  # the job itself is wrong: retrying cannot help
@@ -142,7 +146,8 @@ class ReportTick:
             log.warning("report job failed" if final else "report job attempt failed, will retry",
                         extra={"job_id": job_id, "attempt": attempt, "error": _reason(error)})
             return 1
-        if session.execute(_DONE, {**fence, "result": json.dumps(result)}).rowcount:
+        done = cast(CursorResult, session.execute(_DONE, {**fence, "result": json.dumps(result)}))
+        if done.rowcount:
             log.info("report job done", extra={"job_id": job_id, "rows": len(result["rows"])})
         else:
             log.warning("report job result dropped: deleted or taken over", extra={"job_id": job_id})

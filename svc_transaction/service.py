@@ -12,9 +12,9 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn, cast
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ MAX_KEY_LENGTH = 255
 STORED_ERROR_STATUSES = (409, 422)
 REFUNDABLE = ("paid", "awaiting_otp")
 
-_items = Item.__table__
+_items = cast(Table, Item.__table__)
 _TAKE_STOCK = (
     update(_items)
     .where(_items.c.id == bindparam("b_id"), _items.c.stock >= bindparam("b_q"), _items.c.deleted_at.is_(None))
@@ -96,7 +96,7 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
     # Rows are locked in item id order: two purchases of the same items queue instead of deadlocking.
     ordered = sorted(enumerate(lines), key=lambda pair: pair[1]["item_id"])
     taken: list[tuple[dict, int]] = []
-    now = None
+    now: Any = None  # the database's clock, from the first stock update
     for index, line in ordered:
         with closing(run(connection, _TAKE_STOCK_SQL, {"b_id": line["item_id"], "b_q": line["quantity"]})) as cursor:
             row = cursor.fetchone()
@@ -120,7 +120,8 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
         SaleLine(line["item_id"], line["quantity"], price) for line, price in taken])
 
 
-def _refuse(session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int):
+def _refuse(session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int],
+            failed_index: int) -> NoReturn:
     """Explain why a line could not be filled: unknown or removed items (422), else short stock (409)."""
     ids = [line["item_id"] for _, line in ordered]
     rows = {r.id: r for r in session.execute(
@@ -187,8 +188,8 @@ def purchase_once(session: Session, user_id: int, key: str, lines: list[dict],
     """
     ttl = timedelta(seconds=get_settings().idempotency_ttl_seconds)
     digest = fingerprint(lines)
-    table = IdempotencyKey.__table__
-    claim = insert(table).values(user_id=user_id, key=key, fingerprint=digest, expires_at=func.now() + ttl)
+    table = cast(Table, IdempotencyKey.__table__)
+    claim: Any = insert(table).values(user_id=user_id, key=key, fingerprint=digest, expires_at=func.now() + ttl)
     # An expired key is free again: take its row over in the same statement.
     claim = claim.on_conflict_do_update(
         index_elements=[table.c.user_id, table.c.key],
@@ -230,7 +231,8 @@ def delete_expired_keys(session: Session, limit: int) -> int:
     """Forget up to `limit` idempotency keys past their expiry."""
     batch = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= func.now()).limit(limit) \
         .with_for_update(skip_locked=True).scalar_subquery()
-    return session.execute(delete(IdempotencyKey.__table__).where(IdempotencyKey.__table__.c.id.in_(batch))).rowcount
+    table = cast(Table, IdempotencyKey.__table__)
+    return cast(CursorResult, session.execute(delete(table).where(table.c.id.in_(batch)))).rowcount
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def expire_overdue(session: Session, limit: int) -> int:
         return 0
     return_stock(session, session.execute(
         select(TransactionLine.item_id, TransactionLine.quantity).where(TransactionLine.transaction_id.in_(ids))))
-    table = Transaction.__table__
+    table = cast(Table, Transaction.__table__)
     session.execute(update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp")
                     .values(status="expired"))
     return len(ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -30,7 +31,8 @@ _admitted_here = threading.local()
 
 @lru_cache(maxsize=None)
 def hasher(profile: str | None = None) -> PasswordHasher:
-    return PasswordHasher(**PROFILES[profile or get_settings().argon2_profile])
+    params: dict[str, Any] = PROFILES[profile or get_settings().argon2_profile]
+    return PasswordHasher(**params)
 
 
 class HashingBusy(ServiceUnavailable):

@@ -1,4 +1,4 @@
-"""docs/api.md, written from the five services' OpenAPI documents (`toko api-docs`; a test keeps it current)."""
+"""docs/api.md, written from the five services' OpenAPI documents (`toko api-docs`; a test checks it)."""
 from __future__ import annotations
 
 import importlib

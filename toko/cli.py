@@ -30,7 +30,7 @@ def database_problem(exc: DBAPIError, database_url: str) -> str:
     elif "permission denied" in lowered:
         advice = "run it as a role with the needed rights (DATABASE_URL names the schema's owner)"
     else:
-        advice = "check that DATABASE_URL names a running PostgreSQL and that the schema is migrated (toko migrate)"
+        advice = "check that DATABASE_URL names a running PostgreSQL, migrated (toko migrate)"
     return f"PostgreSQL at {where}: {reason}\n  {advice}"
 
 

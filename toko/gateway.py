@@ -293,6 +293,13 @@ def exec_nginx(settings: Settings, var_dir: Path) -> None:
     nginx = find_nginx()
     if nginx is None:
         raise SystemExit("nginx is not installed: toko's ports need it (Debian: apt-get install nginx)")
+    # nginx would retry a taken port for 2.5 s and exit; refusing at once (before startsecs) makes
+    # supervisor count a failed start, so the program ends FATAL with this line in its log.
+    from toko.launch import check_ports
+
+    problems = check_ports(settings)
+    if problems:
+        raise SystemExit("nginx cannot listen: " + "; ".join(problems))
     var_dir.mkdir(parents=True, exist_ok=True)
     (var_dir / "docs").mkdir(exist_ok=True)
     (var_dir / "docs" / "index.html").write_text(render_docs_page(settings))

@@ -182,7 +182,8 @@ def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], 
     """Run supervisord in the foreground until it exits; stop it and fail when a program cannot start.
 
     Returns the exit status for `make run`: supervisord's own, or 1 when a program went FATAL (it could
-    not start, startretries times in a row: supervisor gives up on it). Ctrl-C reaches supervisord too (same process group), which then stops every program.
+    not start, startretries times in a row: supervisor gives up on it). Ctrl-C reaches supervisord
+    too (same process group), which then stops every program.
     """
     pid = supervisor.running_pid()
     if pid is not None:

@@ -58,7 +58,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs_blueprint(service))
-    app.wsgi_app = EdgePrefix(app.wsgi_app)
+    app.wsgi_app = EdgePrefix(app.wsgi_app)  # type: ignore[method-assign]  # Flask's middleware idiom
     app.extensions["toko"]["api"] = api
     return app
 

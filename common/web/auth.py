@@ -15,7 +15,7 @@ from common.security import SESSION_COOKIE, hash_token
 from common.settings import get_settings
 from common.web.db import db
 
-SECURITY = [{"bearerAuth": []}, {"cookieAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /v1/sessions."},
     "cookieAuth": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},

@@ -23,7 +23,7 @@ compiled_schemas: list[ma.Schema] = []
 
 def compiled(schema: ma.Schema) -> ma.Schema:
     """The schema instance with its `dump` replaced by the compiled one (other instances unchanged)."""
-    schema.dump = compile_dump(schema)
+    schema.dump = compile_dump(schema)  # type: ignore[method-assign, assignment]  # on this instance only
     compiled_schemas.append(schema)
     return schema
 
@@ -98,7 +98,7 @@ def _getter(key: str) -> Callable[[Any], Any]:
     return get
 
 
-def _conversion(i: int, name: str, field: fields.Field, env: dict) -> list[str] | None:
+def _conversion(i: int, name: str, field: Any, env: dict) -> list[str] | None:
     """Source lines turning `v` into the field's output exactly as its _serialize would."""
     kind = type(field)
     if kind is fields.Integer and not field.as_string:

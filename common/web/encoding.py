@@ -9,7 +9,7 @@ past 64 bits) is handed back to Flask's provider.
 from __future__ import annotations
 
 import orjson
-from flask import Response
+from werkzeug.sansio.response import Response
 
 from common.web.body import JSONProvider
 

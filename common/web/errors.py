@@ -71,7 +71,7 @@ def handle_http_exception(error: HTTPException):
         headers["Allow"] = error.get_response().headers["Allow"]
     if status >= 500:
         return _internal(error)
-    return error_response(status, HTTP_CODES.get(status, "error"), message, details, headers)
+    return error_response(status, HTTP_CODES.get(status, "error"), message or error.name, details, headers)
 
 
 def handle_integrity_error(error: IntegrityError):
@@ -91,7 +91,8 @@ def database_unavailable():
 
 
 def handle_operational_error(error: SQLAlchemyError):
-    # The database is down, restarting, dropped the connection or timed out: answer fast, let the client retry.
+    # The database is down, restarting, dropped the connection or timed out: answer fast, let the
+    # client retry.
     log.warning("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
     return database_unavailable()
 

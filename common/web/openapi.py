@@ -16,7 +16,7 @@ _ERROR_REF = "#/components/schemas/Error"
 
 
 def operation_id(function_name: str, rule: str, method: str, methods: list[str]) -> str:
-    """`list_items` on /v1/items -> listItems; on /v2/... -> listItemsV2; a second method gets its own name."""
+    """`list_items` on /v1/items -> listItems, on /v2/... -> listItemsV2; a second method: its own name."""
     head, *rest = function_name.split("_")
     name = head + "".join(word.capitalize() for word in rest)
     version = _VERSION.match(rule)

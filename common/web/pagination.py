@@ -64,5 +64,5 @@ def keyset_after(columns: Sequence, values: Sequence, descending: bool = False):
     A row-value comparison, which PostgreSQL turns into one range scan of a matching composite index.
     """
     left = tuple_(*columns)
-    right = tuple_(*[literal(v, type_=c.type) for c, v in zip(columns, values)])
+    right = tuple_(*[literal(v, type_=c.type) for c, v in zip(columns, values, strict=True)])
     return left < right if descending else left > right
