@@ -7,7 +7,6 @@ import sys
 import time
 from itertools import islice
 
-from flask import g, has_request_context
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _STANDARD = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)))
@@ -50,8 +49,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def _request_id() -> str | None:
-    if has_request_context():
-        return getattr(g, "request_id", None)
+    # Only a process that serves HTTP has loaded Flask; the workers log without importing it.
+    flask = sys.modules.get("flask")
+    if flask is not None and flask.has_request_context():
+        return getattr(flask.g, "request_id", None)
     return None
 
 

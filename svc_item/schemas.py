@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 
 from common.settings import get_settings
 from common.web.schemas import CursorArgs, PageArgs, StrictSchema, UtcDateTime
-from svc_item.service import BIGINT_MAX
+from common.ids import BIGINT_MAX
 
 INT_MAX = 2**31 - 1  # items.stock is an INTEGER column
 SORTS = ("id", "price", "-price", "name")

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, contains_eager
 
 from common.db.models import Category, Item
 from common.db.session import driver_sql, run
+from common.ids import is_id
 from common.errors import BadRequest, Conflict, NotFound, Unprocessable
-from common.web.pagination import CursorCodec, keyset_after, offset_page
+from common.paging import CursorCodec, keyset_after, offset_page
 
 LIVE = Item.deleted_at.is_(None)
-BIGINT_MAX = 2**63 - 1  # ids are BIGINT: anything larger names nothing
 
 # What a violated constraint means to the client: (error class, code, field, message).
 _CONSTRAINTS = {
@@ -78,7 +78,7 @@ def reading(session: Session) -> Iterator[Session]:
 
 def _check_id(value: int, what: str) -> None:
     """An id no row can have is simply not found (the database would refuse it as out of range)."""
-    if not 1 <= value <= BIGINT_MAX:
+    if not is_id(value):
         raise NotFound(f"No such {what}.")
 
 
@@ -155,7 +155,7 @@ def get_item(connection: Connection, item_id: int) -> dict:
         row = cursor.fetchone()
     if row is None:
         raise NotFound("No such item.")
-    return dict(zip(_ITEM_KEYS, row))
+    return dict(zip(_ITEM_KEYS, row, strict=True))
 
 
 def list_items(session: Session, *, page: int, per_page: int, q: str | None = None,

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from common.db.models.otp import OTP_PURPOSES
+from common.ids import is_id
 from common.errors import ApiError, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from common.settings import get_settings
 
@@ -22,7 +23,6 @@ CODE_DIGITS = 6
 _TRANSACTION_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 # Namespace of the per-user advisory lock that serializes OTP requests (first key of the two-key form).
 _REQUEST_LOCK_NAMESPACE = 5002
-_MAX_BIGINT = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _body(purpose: str, reference: str, code: str) -> str:
 
 def _awaits_this_users_code(session: Session, user_id: int, reference: str) -> bool:
     transaction_id = int(reference)
-    return transaction_id <= _MAX_BIGINT and session.execute(text("""
+    return is_id(transaction_id) and session.execute(text("""
         SELECT 1 FROM transactions WHERE id = :t AND user_id = :u AND status = 'awaiting_otp'
     """), {"t": transaction_id, "u": user_id}).first() is not None
 

@@ -5,9 +5,8 @@ from marshmallow import Schema, fields, validate
 
 from common.db.models.reports import REPORT_STATES
 from common.web.schemas import StrictSchema, UtcDateTime
+from svc_report.service import GROUP_BYS, KINDS
 
-GROUP_BYS = ("day", "item", "user")
-KINDS = ("sales",)
 
 _FROM_DOC = ("Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "
              "(`2024-05-01T08:00:00Z`). Without an offset it is read in `tz` (UTC by default).")

@@ -24,13 +24,14 @@ from sqlalchemy.orm import Session
 
 from common.db.models import ReportJob
 from common.db.session import make_engine
+from common.ids import is_id
 from common.errors import Conflict, NotFound, Unprocessable
 from common.settings import get_settings
 from svc_report.chart import bar_chart
-from svc_report.schemas import GROUP_BYS, KINDS
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MAX_ID = 2**63 - 1
+GROUP_BYS = ("day", "item", "user")
+KINDS = ("sales",)
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def list_jobs(session: Session, page: int, per_page: int) -> list[ReportJob]:
 
 
 def get_job(session: Session, job_id: int) -> ReportJob:
-    job = session.get(ReportJob, job_id) if 0 < job_id <= _MAX_ID else None
+    job = session.get(ReportJob, job_id) if is_id(job_id) else None
     if job is None:
         raise NotFound("No such report.", code="report_not_found")
     return job
@@ -251,7 +252,7 @@ def get_job(session: Session, job_id: int) -> ReportJob:
 
 def delete_job(session: Session, job_id: int) -> None:
     """Remove a job in any state; a worker computing it finds its row gone and drops the result."""
-    if not 0 < job_id <= _MAX_ID or session.execute(
+    if not is_id(job_id) or session.execute(
             delete(ReportJob).where(ReportJob.id == job_id).returning(ReportJob.id)).first() is None:
         raise NotFound("No such report.", code="report_not_found")
 

@@ -5,10 +5,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from common.db.models.transactions import TRANSACTION_STATES
+from common.ids import BIGINT_MAX
 from common.web.schemas import PageArgs, StrictSchema, UtcDateTime
 
 # Bounds of the columns behind the fields: a value past them is a 422, never a database error.
-MAX_BIGINT = 2**63 - 1
 MAX_QUANTITY = 2**31 - 1
 MAX_LINES = 100
 
@@ -16,7 +16,7 @@ MAX_LINES = 100
 class PurchaseLine(StrictSchema):
     """One line of a purchase: which item and how many. Prices come from the catalogue."""
 
-    item_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_BIGINT))
+    item_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=BIGINT_MAX))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_QUANTITY))
 
 
@@ -51,7 +51,7 @@ class ConfirmBody(StrictSchema):
 
 
 class TransactionListArgs(PageArgs):
-    user_id = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_BIGINT),
+    user_id = fields.Integer(strict=False, validate=validate.Range(min=1, max=BIGINT_MAX),
                              metadata={"description": "Admin only: this user's transactions."})
     status = fields.String(validate=validate.OneOf(TRANSACTION_STATES))
 

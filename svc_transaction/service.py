@@ -22,7 +22,7 @@ from common.db.session import driver_sql, run
 from common.db.models import IdempotencyKey, Item, OtpChallenge, Transaction, TransactionLine
 from common.errors import ApiError, BadRequest, Conflict, Forbidden, Gone, NotFound, Unprocessable
 from common.settings import get_settings
-from common.web.pagination import offset_page
+from common.paging import offset_page
 
 MAX_KEY_LENGTH = 255
 # Outcomes of a keyed purchase that are stored and replayed like a success: the purchase ran and

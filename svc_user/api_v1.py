@@ -8,7 +8,7 @@ from common.security import SESSION_COOKIE
 from common.settings import get_settings
 from common.web import Blueprint, db, require_principal
 from common.web.edge import client_address
-from common.web.pagination import offset_page
+from common.paging import offset_page
 from common.web.schemas import PageArgs, envelope
 from svc_user import service
 from svc_user.schemas import (LoginSchema, SessionCreated, SessionSchema, UserCreate, UserPatch, UserReplace,

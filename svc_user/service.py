@@ -12,7 +12,7 @@ from common.db.models import LoginFailure, User, UserSession
 from common.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from common.security import hash_token, new_token
 from common.settings import get_settings
-from common.web.auth import Principal
+from common.principal import Principal
 from svc_user.passwords import HashingBusy, admission, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 128

@@ -49,3 +49,41 @@ def test_the_rule_sees_every_kind_of_import(tmp_path):
     sample.write_text("import svc_item.service\nfrom svc_user import service\n"
                       "def f(name):\n    import importlib\n    return importlib.import_module(f'svc_{name}.worker')\n")
     assert imported(sample) >= {"svc_item", "svc_user", "svc_*"}
+
+
+WEB_MODULES = {"app.py", "schemas.py", "__init__.py"}  # and api_v*.py: the views
+WEB_PACKAGES = ("flask", "flask_smorest", "webargs", "werkzeug", "common.web")
+
+
+def modules_imported(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_s_rules_and_workers_know_no_web_framework(service):
+    """service.py, worker.py and their helpers take plain values: no Flask, no HTTP status, no common.web."""
+    wrong = []
+    for path in sorted((ROOT / service).glob("*.py")):
+        if path.name in WEB_MODULES or path.name.startswith("api_v"):
+            continue
+        for module in modules_imported(path):
+            if module.startswith(WEB_PACKAGES):
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_common_outside_the_web_layer_loads_no_web_framework():
+    wrong = []
+    for path in sorted((ROOT / "common").rglob("*.py")):
+        if "web" in path.relative_to(ROOT / "common").parts:
+            continue
+        for module in modules_imported(path):
+            if module.startswith(WEB_PACKAGES):
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not wrong, "\n".join(wrong)

@@ -9,12 +9,13 @@ from typing import Iterable
 
 from flask import Flask, g, request
 
+from common.ids import is_id
 from common.errors import ApiError, NotFound
 from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.web.body import unstorable
+from common.jsontext import unstorable
 from common.web.db import close_session, init_db
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix, through_edge
@@ -27,7 +28,6 @@ from common.web.metrics import observe, register_metrics
 access_log = logging.getLogger("toko.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-BIGINT_MAX = 2**63 - 1
 
 
 def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "",
@@ -75,7 +75,7 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
             answer = preflight(req, origins)
             if answer is not None:
                 return answer
-        if req.view_args and not all(0 < v <= BIGINT_MAX for v in req.view_args.values() if type(v) is int):
+        if req.view_args and not all(is_id(v) for v in req.view_args.values() if type(v) is int):
             # Ids are BIGINT: a larger one names nothing, whatever the verb (the database would refuse it).
             raise NotFound()
         if req.method in _BODY_METHODS and req.routing_exception is None and _has_body(req) and not req.is_json:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 
 from flask import g, request
@@ -11,6 +10,7 @@ from sqlalchemy import text
 
 from common.db.session import driver_sql, run
 from common.errors import Forbidden, Unauthorized
+from common.principal import Principal
 from common.security import SESSION_COOKIE, hash_token
 from common.settings import get_settings
 from common.web.db import db
@@ -37,24 +37,6 @@ _TOUCH = text("""
     WHERE id = (SELECT id FROM sessions WHERE id = :id FOR UPDATE SKIP LOCKED)
     RETURNING idle_expires_at
 """)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of this request."""
-
-    session_id: int
-    user_id: int
-    username: str
-    role: str
-    verified: bool
-    created_at: datetime
-    expires_at: datetime
-    idle_expires_at: datetime
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def request_token() -> str | None:

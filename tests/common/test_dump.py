@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 from marshmallow import fields
 
 from common.logs import JsonFormatter
-from common.web.auth import Principal
+from common.principal import Principal
 from common.web.dump import _compile, compile_dump
 from common.web.encoding import OrjsonProvider
 from common.web.schemas import envelope

@@ -5,7 +5,7 @@ import pytest
 from flask import abort
 
 from common.errors import Conflict
-from common.web.pagination import CursorCodec
+from common.paging import CursorCodec
 
 
 @pytest.fixture

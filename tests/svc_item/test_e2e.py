@@ -8,7 +8,7 @@ from sqlalchemy import select
 from common.db.models import Item, Transaction, TransactionLine
 from common.db.session import session_scope
 from common.settings import get_settings
-from common.web.pagination import CursorCodec
+from common.paging import CursorCodec
 from tests.conftest import unique
 from tests.factories import committed_account
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import event
 
 from common.settings import get_settings
-from common.web.pagination import CursorCodec
+from common.paging import CursorCodec
 from tests.conftest import unique
 from tests.factories import make_category, make_item
 

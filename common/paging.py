@@ -1,4 +1,4 @@
-"""v1 offset and v2 keyset pagination."""
+"""v1 offset and v2 keyset pagination, and the cursors of the latter (no web framework: services use it)."""
 from __future__ import annotations
 
 import base64
@@ -11,7 +11,7 @@ from sqlalchemy import Select, literal, tuple_
 
 from common.errors import BadRequest
 from common.settings import get_settings
-from common.web.body import loads, unstorable
+from common.jsontext import loads, unstorable
 
 
 def offset_page(stmt: Select, page: int, per_page: int) -> Select:
