@@ -187,14 +187,15 @@ def finish_login(session: Session, attempt: LoginAttempt, password: str, *,
     the request fails.
     """
     user = session.scalars(select(User).where(func.lower(User.username) == attempt.username)).first()
-    known = user is not None and user.is_active
+    if user is not None and not user.is_active:
+        user = None
     try:
         # An unknown username checks a dummy hash: the same answer in the same time as a wrong password.
-        right = verify_password(user.password_hash if known else None, password)
+        right = verify_password(user.password_hash if user is not None else None, password)
     except HashingBusy as busy:
         session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.failure_id))
         return busy
-    if not right:
+    if not right or user is None:
         return Unauthorized(BAD_LOGIN, code="invalid_credentials")
     # The owner got in from this address: its failures against this account no longer count.
     session.execute(delete(LoginFailure).where(LoginFailure.username == attempt.username,
