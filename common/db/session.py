@@ -5,7 +5,7 @@ import os
 import select
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as _psycopg2_dialect
@@ -126,7 +126,8 @@ def run(connection: Connection, sql: str, params: dict):
     wrapped in its exception classes (the error handlers' IntegrityError, OperationalError, ...) and,
     when the connection was lost, the connection invalidated. The caller closes the cursor.
     """
-    cursor = connection.connection.dbapi_connection.cursor()
+    dbapi: Any = connection.connection.dbapi_connection  # checked out: never None here
+    cursor = dbapi.cursor()
     try:
         cursor.execute(sql, params)
     except Exception as error:

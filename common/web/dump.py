@@ -77,9 +77,9 @@ def _compile(schema: ma.Schema) -> Dump | None:
         for kind, lines in blocks.items():
             lines += [fetches[kind], *on_missing, "if v is not _M:", *[f"    {c}" for c in convert],
                       f"    if v is not _M: out[{key!r}] = v"]
-    body = ["def dump(obj):", "    out = {}", "    if type(obj) is dict:", *[f"        {l}" for l in blocks["dict"]],
-            "    elif not hasattr(obj, '__getitem__'):", *[f"        {l}" for l in blocks["attrs"]],
-            "    else:", *[f"        {l}" for l in blocks["other"]], "    return out"]
+    body = ["def dump(obj):", "    out = {}", "    if type(obj) is dict:", *[f"        {line}" for line in blocks["dict"]],
+            "    elif not hasattr(obj, '__getitem__'):", *[f"        {line}" for line in blocks["attrs"]],
+            "    else:", *[f"        {line}" for line in blocks["other"]], "    return out"]
     exec("\n".join(body), env)  # noqa: S102 - source built above from the schema's own field names only
     return env["dump"]
 
