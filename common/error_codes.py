@@ -3,6 +3,7 @@
 The OpenAPI documents are built from this table (the code enum of each error response, the table in the
 Error schema's description) and a test checks it against every code the source raises.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -40,12 +41,15 @@ CODES: dict[str, Code] = {
     "not_implemented": Code(501, (ANY,), "The server does not support this."),
     "service_unavailable": Code(503, (ANY,), "The service is temporarily unavailable; retry."),
     "database_unavailable": Code(503, (ANY,), "The database is down or slow; retry after Retry-After."),
-    "schema_out_of_date": Code(503, (ANY,), "The database is behind the code's migrations: run `toko migrate`."),
+    "schema_out_of_date": Code(
+        503, (ANY,), "The database is behind the code's migrations: run `toko migrate`."
+    ),
     # user
     "already_exists": Code(409, ("user", "item"), "The username, email, sku or category name is taken."),
     "role_change_forbidden": Code(403, ("user",), "Only an admin changes a role."),
-    "current_password_invalid": Code(422, ("user",), "A new password, email or phone of one's own needs the right "
-                                                     "current_password."),
+    "current_password_invalid": Code(
+        422, ("user",), "A new password, email or phone of one's own needs the right current_password."
+    ),
     "busy": Code(503, ("user",), "Every password check of the worker is taken; retry after Retry-After."),
     "invalid_credentials": Code(401, ("user",), "Wrong username or password."),
     "login_throttled": Code(429, ("user",), "Too many failed logins; wait Retry-After seconds."),
@@ -62,12 +66,16 @@ CODES: dict[str, Code] = {
     # transaction
     "unknown_item": Code(422, ("transaction",), "Some lines name items that are not in the catalogue."),
     "insufficient_stock": Code(409, ("transaction",), "Not enough stock for some lines; nothing was taken."),
-    "invalid_idempotency_key": Code(400, ("transaction",), "The Idempotency-Key header is empty, too long or "
-                                                           "not printable."),
-    "idempotency_in_flight": Code(409, ("transaction",), "A request with this Idempotency-Key is still "
-                                                         "running; retry shortly."),
+    "invalid_idempotency_key": Code(
+        400, ("transaction",), "The Idempotency-Key header is empty, too long or not printable."
+    ),
+    "idempotency_in_flight": Code(
+        409, ("transaction",), "A request with this Idempotency-Key is still running; retry shortly."
+    ),
     "idempotency_key_reused": Code(422, ("transaction",), "The Idempotency-Key was used with another body."),
-    "transaction_expired": Code(410, ("transaction",), "The confirmation window closed; the stock was released."),
+    "transaction_expired": Code(
+        410, ("transaction",), "The confirmation window closed; the stock was released."
+    ),
     "transaction_not_awaiting_otp": Code(409, ("transaction",), "The transaction is not waiting for an OTP."),
     "otp_mismatch": Code(422, ("transaction",), "The OTP was not issued to confirm this transaction."),
     "otp_not_verified": Code(422, ("transaction",), "Verify the OTP first (POST /v1/otps/{id}/verify)."),
@@ -83,13 +91,18 @@ CODES: dict[str, Code] = {
 
 def codes_for(service: str, status: int | None = None) -> list[str]:
     """The codes a service may answer (with one status), its own first."""
-    found = [code for code, c in CODES.items()
-             if (service in c.services or ANY in c.services) and (status is None or c.status == status)]
+    found = [
+        code
+        for code, c in CODES.items()
+        if (service in c.services or ANY in c.services) and (status is None or c.status == status)
+    ]
     return sorted(found, key=lambda code: (ANY in CODES[code].services, code))
 
 
 def table(service: str) -> str:
     """A Markdown table of the service's codes."""
-    rows = [f"| `{code}` | {CODES[code].status} | {CODES[code].meaning} |"
-            for code in sorted(codes_for(service), key=lambda code: (CODES[code].status, code))]
+    rows = [
+        f"| `{code}` | {CODES[code].status} | {CODES[code].meaning} |"
+        for code in sorted(codes_for(service), key=lambda code: (CODES[code].status, code))
+    ]
     return "\n".join(["| code | status | meaning |", "|---|---|---|", *rows])

@@ -2,6 +2,7 @@
 
 Service layers raise these; common.web.errors turns them (and everything else) into the envelope.
 """
+
 from __future__ import annotations
 
 
@@ -10,8 +11,15 @@ class ApiError(Exception):
     code = "bad_request"
     message = "The request could not be processed."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, details: dict | None = None,
-                 headers: dict | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict | None = None,
+        headers: dict | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.code = code or self.code

@@ -5,6 +5,7 @@ Python's json raises RecursionError for JSON nested about a thousand deep and a 
 integer over 4,300 digits; neither is a JSONDecodeError. Nesting far below the recursion limit still makes
 every recursive walk of the value a hazard, so values deeper than MAX_DEPTH are refused outright.
 """
+
 from __future__ import annotations
 
 import json

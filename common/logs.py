@@ -1,4 +1,5 @@
 """JSON log lines, one per event, carrying the service and (inside a request) the request id."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import logging
 import sys
 import time
 from itertools import islice
-
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _STANDARD = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)))
@@ -16,7 +16,10 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
         super().__init__()
         self.service = service
-        self._second: tuple[int | None, str] = (None, "")  # (whole second, its text): one tuple, so threads never see half an update
+        self._second: tuple[int | None, str] = (
+            None,
+            "",
+        )  # (whole second, its text): one tuple, so threads never see half an update
 
     def _timestamp(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds and Z; the text of the second is reused within that second."""

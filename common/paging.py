@@ -1,4 +1,5 @@
 """v1 offset and v2 keyset pagination, and the cursors of the latter (no web framework: services use it)."""
+
 from __future__ import annotations
 
 import base64
@@ -10,8 +11,8 @@ from typing import Any, Sequence
 from sqlalchemy import Select, literal, tuple_
 
 from common.errors import BadRequest
-from common.settings import get_settings
 from common.jsontext import loads, unstorable
+from common.settings import get_settings
 
 
 def offset_page(stmt: Select, page: int, per_page: int) -> Select:
@@ -44,17 +45,23 @@ class CursorCodec:
             position = payload["p"]
             # Signed is not sane: whoever holds the secret (the development one is public) can sign
             # anything, so only flat lists of storable scalars reach a query.
-            if not isinstance(position, list) or unstorable(position) or not all(
-                    isinstance(v, (int, str)) and not isinstance(v, bool) for v in position):
+            if (
+                not isinstance(position, list)
+                or unstorable(position)
+                or not all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in position)
+            ):
                 raise ValueError("not a position")
             return position
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise BadRequest("The cursor is invalid or belongs to another query.", code="invalid_cursor") from None
+            raise BadRequest(
+                "The cursor is invalid or belongs to another query.", code="invalid_cursor"
+            ) from None
 
 
 def _fingerprint(query: dict) -> str:
-    canonical = json.dumps({k: query[k] for k in sorted(query) if query[k] is not None}, default=str,
-                           separators=(",", ":"))
+    canonical = json.dumps(
+        {k: query[k] for k in sorted(query) if query[k] is not None}, default=str, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

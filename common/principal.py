@@ -1,4 +1,5 @@
 """Who is calling: what the web layer's authentication hands to the services (which know no HTTP)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

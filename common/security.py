@@ -1,4 +1,5 @@
 """Session tokens: opaque 256-bit random values, stored only as their SHA-256."""
+
 from __future__ import annotations
 
 import hashlib

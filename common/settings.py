@@ -1,4 +1,5 @@
 """One typed settings object, read once from the environment."""
+
 from __future__ import annotations
 
 import os
@@ -140,8 +141,9 @@ class Settings:
             return self.database_url
         from sqlalchemy.engine import make_url
 
-        url = make_url(self.database_url).set(username=f"toko_{service}",
-                                              password=self.db_role_passwords.get(service))
+        url = make_url(self.database_url).set(
+            username=f"toko_{service}", password=self.db_role_passwords.get(service)
+        )
         return url.render_as_string(hide_password=False)
 
 
@@ -161,8 +163,9 @@ def _check_database_url(name: str, url: str | None) -> None:
     try:
         _ = make_url(url).port  # parses host and port: a bad one raises
     except (ArgumentError, ValueError):
-        raise SettingsError(f"{name} is not a valid URL (postgresql://user[:password]@host[:port]/database)"
-                            ) from None
+        raise SettingsError(
+            f"{name} is not a valid URL (postgresql://user[:password]@host[:port]/database)"
+        ) from None
 
 
 def load_settings(environ: dict | None = None) -> Settings:
@@ -172,19 +175,24 @@ def load_settings(environ: dict | None = None) -> Settings:
     if name not in ENVIRONMENTS:
         raise SettingsError(f"TOKO_ENV must be one of {', '.join(ENVIRONMENTS)}, got {name!r}")
     ports = {s: _int(env, f"TOKO_{s.upper()}_PORT", DEFAULT_PORTS[s], lo=1, hi=65535) for s in SERVICES}
-    role_passwords = {s: env[f"TOKO_{s.upper()}_DB_PASSWORD"] for s in SERVICES
-                      if env.get(f"TOKO_{s.upper()}_DB_PASSWORD")}
+    role_passwords = {
+        s: env[f"TOKO_{s.upper()}_DB_PASSWORD"] for s in SERVICES if env.get(f"TOKO_{s.upper()}_DB_PASSWORD")
+    }
     db_roles = env.get("TOKO_DB_ROLES", "off").lower()
     if db_roles not in ("on", "off", "1", "0", "true", "false"):
         raise SettingsError(f"TOKO_DB_ROLES must be on or off, got {db_roles!r}")
     secret_key = env.get("TOKO_SECRET_KEY", "")
     otp_secret = env.get("TOKO_OTP_SECRET", "")
     if name == "production":
-        weak = [var for var, value in (("TOKO_SECRET_KEY", secret_key), ("TOKO_OTP_SECRET", otp_secret))
-                if value.lower() in _PLACEHOLDERS or len(value) < 32]
+        weak = [
+            var
+            for var, value in (("TOKO_SECRET_KEY", secret_key), ("TOKO_OTP_SECRET", otp_secret))
+            if value.lower() in _PLACEHOLDERS or len(value) < 32
+        ]
         if weak:
-            raise SettingsError(f"{' and '.join(weak)} must each be set to a real secret of 32+ characters "
-                                "in production")
+            raise SettingsError(
+                f"{' and '.join(weak)} must each be set to a real secret of 32+ characters in production"
+            )
     else:
         secret_key = secret_key or _DEV_SECRET
         otp_secret = otp_secret or _DEV_SECRET
@@ -205,8 +213,10 @@ def load_settings(environ: dict | None = None) -> Settings:
     cors_origins = tuple(env.get("TOKO_CORS_ORIGINS", "").replace(",", " ").split())
     for origin in cors_origins:
         if not _ORIGIN.match(origin):
-            raise SettingsError(f"TOKO_CORS_ORIGINS lists exact origins such as https://shop.example "
-                                f"(scheme, host, optional port; no path, no wildcard), got {origin!r}")
+            raise SettingsError(
+                f"TOKO_CORS_ORIGINS lists exact origins such as https://shop.example "
+                f"(scheme, host, optional port; no path, no wildcard), got {origin!r}"
+            )
     return Settings(
         env=name,
         database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,

@@ -1,4 +1,5 @@
 """The loop every background worker runs: claim work in short transactions, survive outages, stop cleanly."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,15 @@ class Worker:
     backs off and tries again instead of dying.
     """
 
-    def __init__(self, name: str, tick: Callable[[Session], int], *, service: str, idle_seconds: float = 1.0,
-                 max_backoff: float = 10.0):
+    def __init__(
+        self,
+        name: str,
+        tick: Callable[[Session], int],
+        *,
+        service: str,
+        idle_seconds: float = 1.0,
+        max_backoff: float = 10.0,
+    ):
         self.name, self.tick, self.service = name, tick, service
         self.idle_seconds, self.max_backoff = idle_seconds, max_backoff
         self.stopping = threading.Event()
@@ -57,7 +65,10 @@ class Worker:
                 done = self.run_once()
                 backoff = 0.5
             except DBAPIError as exc:
-                log.warning("database unavailable, retrying", extra={"worker": self.name, "error": str(exc.orig)[:200]})
+                log.warning(
+                    "database unavailable, retrying",
+                    extra={"worker": self.name, "error": str(exc.orig)[:200]},
+                )
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue

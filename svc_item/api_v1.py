@@ -1,4 +1,5 @@
 """v1: /v1/items and /v1/categories, every verb; reads public, writes admin only."""
+
 from __future__ import annotations
 
 from flask import url_for
@@ -7,23 +8,41 @@ from common.web import Blueprint, db
 from common.web.db import read_connection
 from common.web.schemas import PageArgs, envelope
 from svc_item import service
-from svc_item.schemas import (CategoryPatchSchema, CategorySchema, CategoryWriteSchema,
-                              ItemListArgs, ItemPatchSchema, ItemSchema, ItemWriteSchema)
+from svc_item.schemas import (
+    CategoryPatchSchema,
+    CategorySchema,
+    CategoryWriteSchema,
+    ItemListArgs,
+    ItemPatchSchema,
+    ItemSchema,
+    ItemWriteSchema,
+)
 
 # A non-numeric id does not match the route (404); the service answers 404 for ids beyond bigint.
 ITEM = "/v1/items/<int:item_id>"
 CATEGORY = "/v1/categories/<int:category_id>"
 _CREATED = {"Location": {"description": "The new resource's URL.", "schema": {"type": "string"}}}
 
-items = Blueprint("items_v1", __name__, description=(
-    "Items, v1: money as integer minor units in `price`, the category as `category_id`, lists paged "
-    "with ?page=&per_page=. Reads are public; writes need an admin session."))
-categories = Blueprint("categories_v1", __name__, description=(
-    "Categories, v1. Reads are public; writes need an admin session. Deleting a category leaves its "
-    "items in the catalogue without a category."))
+items = Blueprint(
+    "items_v1",
+    __name__,
+    description=(
+        "Items, v1: money as integer minor units in `price`, the category as `category_id`, lists paged "
+        "with ?page=&per_page=. Reads are public; writes need an admin session."
+    ),
+)
+categories = Blueprint(
+    "categories_v1",
+    __name__,
+    description=(
+        "Categories, v1. Reads are public; writes need an admin session. Deleting a category leaves its "
+        "items in the catalogue without a category."
+    ),
+)
 
 
 # -- items -----------------------------------------------------------------------------------------
+
 
 @items.route("/v1/items", methods=["GET"])
 @items.arguments(ItemListArgs, location="query")
@@ -95,6 +114,7 @@ def delete_item(item_id):
 
 
 # -- categories ------------------------------------------------------------------------------------
+
 
 @categories.route("/v1/categories", methods=["GET"])
 @categories.arguments(PageArgs, location="query")

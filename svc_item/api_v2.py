@@ -1,4 +1,5 @@
 """v2: keyset-paged browsing with filters and sorts; items embed their category, money is an object."""
+
 from __future__ import annotations
 
 from common.web import Blueprint, db
@@ -9,13 +10,18 @@ from svc_item.schemas import ItemBrowseAllArgs, ItemBrowseArgs, ItemV2Schema
 ITEM = "/v2/items/<int:item_id>"
 CATEGORY_ITEMS = "/v2/categories/<int:category_id>/items"
 
-items = Blueprint("items_v2", __name__, description=(
-    "Items, v2 (read only; writes stay on v1). Differences from v1: lists use keyset pagination "
-    "(?cursor=&limit=, answer `meta.next_cursor`, null on the last page) instead of ?page=; a cursor is "
-    "opaque, signed and bound to the filters and sort it came from (a garbled, forged or reused one is "
-    "400 invalid_cursor); filters q, category_id, min_price, max_price, in_stock; sort id | price | "
-    "-price | name with ties broken by id; an item embeds `category` {id, name} (null when it has "
-    "none) instead of `category_id`, and shows `price` as {\"amount\", \"currency\"} in minor units."))
+items = Blueprint(
+    "items_v2",
+    __name__,
+    description=(
+        "Items, v2 (read only; writes stay on v1). Differences from v1: lists use keyset pagination "
+        "(?cursor=&limit=, answer `meta.next_cursor`, null on the last page) instead of ?page=; a cursor is "
+        "opaque, signed and bound to the filters and sort it came from (a garbled, forged or reused one is "
+        "400 invalid_cursor); filters q, category_id, min_price, max_price, in_stock; sort id | price | "
+        "-price | name with ties broken by id; an item embeds `category` {id, name} (null when it has "
+        'none) instead of `category_id`, and shows `price` as {"amount", "currency"} in minor units.'
+    ),
+)
 
 _PAGE = envelope(ItemV2Schema, many=True, cursor=True)
 

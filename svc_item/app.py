@@ -1,4 +1,5 @@
 """The item service: the shared factory plus this service's blueprints."""
+
 from common.web import create_app as _create_app
 from svc_item import api_v1, api_v2
 
@@ -15,5 +16,6 @@ their `category` and show money as `{"amount", "currency"}`. A v1 client never s
 
 
 def create_app():
-    return _create_app("item", [api_v1.items, api_v1.categories, api_v2.items], description=DESCRIPTION,
-                       public_reads=True)
+    return _create_app(
+        "item", [api_v1.items, api_v1.categories, api_v2.items], description=DESCRIPTION, public_reads=True
+    )

@@ -1,4 +1,5 @@
 """Request and response schemas of the item service, v1 and v2."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,24 +7,32 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from common.ids import BIGINT_MAX
 from common.settings import get_settings
 from common.web.schemas import CursorArgs, PageArgs, StrictSchema, UtcDateTime
-from common.ids import BIGINT_MAX
 
 INT_MAX = 2**31 - 1  # items.stock is an INTEGER column
 SORTS = ("id", "price", "-price", "name")
 
-_price: dict[str, Any] = dict(strict=True, validate=validate.Range(min=0, max=BIGINT_MAX),
-              metadata={"description": "Integer minor units of the shop's currency, >= 0."})
+_price: dict[str, Any] = dict(
+    strict=True,
+    validate=validate.Range(min=0, max=BIGINT_MAX),
+    metadata={"description": "Integer minor units of the shop's currency, >= 0."},
+)
 _stock: dict[str, Any] = dict(strict=True, validate=validate.Range(min=0, max=INT_MAX))
-_category_id: dict[str, Any] = dict(strict=True, allow_none=True, validate=validate.Range(min=1, max=BIGINT_MAX),
-                    metadata={"description": "An existing category, or null."})
+_category_id: dict[str, Any] = dict(
+    strict=True,
+    allow_none=True,
+    validate=validate.Range(min=1, max=BIGINT_MAX),
+    metadata={"description": "An existing category, or null."},
+)
 _sku: dict[str, Any] = dict(validate=validate.Length(min=1, max=64))
 _name: dict[str, Any] = dict(validate=validate.Length(min=1, max=200))
 _description: dict[str, Any] = dict(validate=validate.Length(max=10_000))
 
 
 # -- categories ------------------------------------------------------------------------------------
+
 
 class CategoryWriteSchema(StrictSchema):
     """A whole category (POST, and PUT / POST /{id} which replace it)."""
@@ -55,6 +64,7 @@ class CategoryRefSchema(ma.Schema):
 
 
 # -- v1 items --------------------------------------------------------------------------------------
+
 
 class ItemWriteSchema(StrictSchema):
     """A whole item (POST, and PUT / POST /{id} which replace it: omitted optional fields reset)."""
@@ -95,12 +105,16 @@ class ItemSchema(ma.Schema):
 class ItemListArgs(PageArgs):
     """v1 list: ?q=&category_id=&page=&per_page=."""
 
-    q = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
-                      metadata={"description": "Case-insensitive substring of the name."})
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Case-insensitive substring of the name."},
+    )
     category_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=BIGINT_MAX))
 
 
 # -- v2 items --------------------------------------------------------------------------------------
+
 
 class MoneySchema(ma.Schema):
     amount = fields.Integer(required=True, metadata={"description": "Integer minor units."})
@@ -136,15 +150,24 @@ class ItemV2Schema(ma.Schema):
 class ItemBrowseArgs(CursorArgs):
     """v2 list: keyset pagination plus filters and a sort."""
 
-    q = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
-                      metadata={"description": "Case-insensitive substring of the name."})
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Case-insensitive substring of the name."},
+    )
     min_price = fields.Integer(load_default=None, validate=validate.Range(min=0, max=BIGINT_MAX))
     max_price = fields.Integer(load_default=None, validate=validate.Range(min=0, max=BIGINT_MAX))
-    in_stock = fields.Boolean(load_default=None,
-                              metadata={"description": "true: stock > 0 only; false: sold out only."})
-    sort = fields.String(load_default="id", validate=validate.OneOf(SORTS), metadata={
-        "description": "id (default), price, -price (price descending) or name; ties are broken by id "
-                       "in the same direction, so the cursor is exact under every sort."})
+    in_stock = fields.Boolean(
+        load_default=None, metadata={"description": "true: stock > 0 only; false: sold out only."}
+    )
+    sort = fields.String(
+        load_default="id",
+        validate=validate.OneOf(SORTS),
+        metadata={
+            "description": "id (default), price, -price (price descending) or name; ties are broken by id "
+            "in the same direction, so the cursor is exact under every sort."
+        },
+    )
 
     @ma.validates_schema
     def _price_range(self, data, **kwargs):

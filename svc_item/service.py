@@ -1,4 +1,5 @@
 """Catalogue rules: plain functions taking a Session; callers commit."""
+
 from __future__ import annotations
 
 from contextlib import closing, contextmanager
@@ -12,19 +13,27 @@ from sqlalchemy.orm import Session, contains_eager
 
 from common.db.models import Category, Item
 from common.db.session import driver_sql, run
-from common.ids import is_id
 from common.errors import BadRequest, Conflict, NotFound, Unprocessable
+from common.ids import is_id
 from common.paging import CursorCodec, keyset_after, offset_page
 
 LIVE = Item.deleted_at.is_(None)
 
 # What a violated constraint means to the client: (error class, code, field, message).
 _CONSTRAINTS = {
-    "uq_items_sku_live": (Conflict, "already_exists", "sku",
-                          "An item with this sku is already in the catalogue."),
+    "uq_items_sku_live": (
+        Conflict,
+        "already_exists",
+        "sku",
+        "An item with this sku is already in the catalogue.",
+    ),
     "uq_categories_name": (Conflict, "already_exists", "name", "A category with this name already exists."),
-    "fk_items_category_id_categories": (Unprocessable, "validation_error", "category_id",
-                                        "Unknown category."),
+    "fk_items_category_id_categories": (
+        Unprocessable,
+        "validation_error",
+        "category_id",
+        "Unknown category.",
+    ),
     "ck_items_price": (Unprocessable, "validation_error", "price", "Must be greater than or equal to 0."),
     "ck_items_stock": (Unprocessable, "validation_error", "stock", "Must be greater than or equal to 0."),
 }
@@ -90,6 +99,7 @@ def _contains(column, text: str):
 
 # -- categories ------------------------------------------------------------------------------------
 
+
 def get_category(session: Session, category_id: int) -> Category:
     _check_id(category_id, "category")
     category = session.execute(select(Category).where(Category.id == category_id)).scalar_one_or_none()
@@ -122,8 +132,12 @@ def update_category(session: Session, category_id: int, changes: dict) -> Catego
         return get_category(session, category_id)
     with _writing(session):
         category = session.execute(
-            update(Category).where(Category.id == category_id).values(**changes).returning(Category)
-            .execution_options(populate_existing=True)).scalar_one_or_none()
+            update(Category)
+            .where(Category.id == category_id)
+            .values(**changes)
+            .returning(Category)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
     if category is None:
         raise NotFound("No such category.")
     return category
@@ -133,7 +147,8 @@ def delete_category(session: Session, category_id: int) -> None:
     """Remove a category; its items stay in the catalogue, uncategorised (the foreign key sets NULL)."""
     _check_id(category_id, "category")
     removed = session.execute(
-        delete(Category).where(Category.id == category_id).returning(Category.id)).scalar()
+        delete(Category).where(Category.id == category_id).returning(Category.id)
+    ).scalar()
     if removed is None:
         raise NotFound("No such category.")
 
@@ -144,8 +159,9 @@ def delete_category(session: Session, category_id: int) -> None:
 _ITEMS = Item.__table__
 _ITEM_COLUMNS = [c for c in _ITEMS.columns if c.key != "deleted_at"]
 _ITEM_KEYS = tuple(c.key for c in _ITEM_COLUMNS)
-_GET_ITEM = driver_sql(select(*_ITEM_COLUMNS).where(
-    _ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None)))
+_GET_ITEM = driver_sql(
+    select(*_ITEM_COLUMNS).where(_ITEMS.c.id == bindparam("item_id"), _ITEMS.c.deleted_at.is_(None))
+)
 
 
 def get_item(connection: Connection, item_id: int) -> dict:
@@ -158,8 +174,9 @@ def get_item(connection: Connection, item_id: int) -> dict:
     return dict(zip(_ITEM_KEYS, row, strict=True))
 
 
-def list_items(session: Session, *, page: int, per_page: int, q: str | None = None,
-               category_id: int | None = None) -> list[Item]:
+def list_items(
+    session: Session, *, page: int, per_page: int, q: str | None = None, category_id: int | None = None
+) -> list[Item]:
     stmt = select(Item).where(LIVE).order_by(Item.id)
     if q:
         stmt = stmt.where(_contains(Item.name, q))
@@ -182,8 +199,12 @@ def update_item(session: Session, item_id: int, changes: dict) -> Item:
         return item
     with _writing(session):
         item = session.execute(
-            update(Item).where(Item.id == item_id, LIVE).values(**changes).returning(Item)
-            .execution_options(populate_existing=True)).scalar_one_or_none()
+            update(Item)
+            .where(Item.id == item_id, LIVE)
+            .values(**changes)
+            .returning(Item)
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
     if item is None:
         raise NotFound("No such item.")
     return item
@@ -193,8 +214,12 @@ def delete_item(session: Session, item_id: int) -> None:
     """Take an item out of the catalogue: the row stays for the transaction lines that name it."""
     _check_id(item_id, "item")
     removed = session.execute(
-        update(Item).where(Item.id == item_id, LIVE).values(deleted_at=func.now()).returning(Item.id)
-        .execution_options(synchronize_session=False)).scalar()
+        update(Item)
+        .where(Item.id == item_id, LIVE)
+        .values(deleted_at=func.now())
+        .returning(Item.id)
+        .execution_options(synchronize_session=False)
+    ).scalar()
     if removed is None:
         raise NotFound("No such item.")
 
@@ -245,14 +270,28 @@ def cursor_after(position: list, *, sort: str = "id", scope: str = "items", **fi
     return CursorCodec(purpose=_CURSOR_PURPOSE).encode(position, _cursor_query(scope, sort, filters))
 
 
-def browse_items(session: Session, *, limit: int, cursor: str | None = None, sort: str = "id",
-                 q: str | None = None, category_id: int | None = None, min_price: int | None = None,
-                 max_price: int | None = None, in_stock: bool | None = None,
-                 scope: str = "items") -> Page:
+def browse_items(
+    session: Session,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    sort: str = "id",
+    q: str | None = None,
+    category_id: int | None = None,
+    min_price: int | None = None,
+    max_price: int | None = None,
+    in_stock: bool | None = None,
+    scope: str = "items",
+) -> Page:
     """One keyset page of live items: a single statement whatever the page size or depth."""
     columns, descending, types = _SORTS[sort]
-    filters = {"q": q, "category_id": category_id, "min_price": min_price, "max_price": max_price,
-               "in_stock": in_stock}
+    filters = {
+        "q": q,
+        "category_id": category_id,
+        "min_price": min_price,
+        "max_price": max_price,
+        "in_stock": in_stock,
+    }
     stmt = _with_category(select(Item)).where(LIVE)
     if q:
         stmt = stmt.where(_contains(Item.name, q))
@@ -267,7 +306,8 @@ def browse_items(session: Session, *, limit: int, cursor: str | None = None, sor
     if cursor is not None:
         position = CursorCodec(purpose=_CURSOR_PURPOSE).decode(cursor, _cursor_query(scope, sort, filters))
         if len(position) != len(types) or not all(
-                type(value) is kind for value, kind in zip(position, types, strict=True)):
+            type(value) is kind for value, kind in zip(position, types, strict=True)
+        ):
             raise BadRequest("The cursor is invalid or belongs to another query.", code="invalid_cursor")
         stmt = stmt.where(keyset_after(columns, position, descending))
     order = [c.desc() for c in columns] if descending else list(columns)
@@ -275,8 +315,9 @@ def browse_items(session: Session, *, limit: int, cursor: str | None = None, sor
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = cursor_after([getattr(rows[-1], c.key) for c in columns], sort=sort, scope=scope,
-                                   **filters)
+        next_cursor = cursor_after(
+            [getattr(rows[-1], c.key) for c in columns], sort=sort, scope=scope, **filters
+        )
     return Page(rows, next_cursor)
 
 

@@ -1,4 +1,5 @@
 """v1 views of the OTP service: parse, call service.py, serialize."""
+
 from __future__ import annotations
 
 from flask import url_for
@@ -9,9 +10,15 @@ from common.web.schemas import PageArgs, envelope
 from svc_otp import service
 from svc_otp.schemas import OtpCreate, OtpCreated, OtpStatus, OtpVerified, OtpVerify
 
-otps = Blueprint("otps", __name__, url_prefix="/v1/otps", description=(
-    "One-time passwords: a 6-digit code delivered by SMS (or email when the account has no phone), "
-    "single-use, short-lived and throttled. Purposes: verify_account, confirm_transaction."))
+otps = Blueprint(
+    "otps",
+    __name__,
+    url_prefix="/v1/otps",
+    description=(
+        "One-time passwords: a 6-digit code delivered by SMS (or email when the account has no phone), "
+        "single-use, short-lived and throttled. Purposes: verify_account, confirm_transaction."
+    ),
+)
 
 
 @otps.route("", methods=["POST"])
@@ -32,9 +39,13 @@ def create_otp(body):
     principal = require_principal()
     issued = service.request_otp(db(), principal.user_id, body["purpose"], body.get("reference"))
     db().commit()
-    data = {"id": issued.challenge.id, "purpose": issued.challenge.purpose,
-            "reference": issued.challenge.reference, "channel": issued.challenge.channel,
-            "expires_at": issued.challenge.expires_at}
+    data = {
+        "id": issued.challenge.id,
+        "purpose": issued.challenge.purpose,
+        "reference": issued.challenge.reference,
+        "channel": issued.challenge.channel,
+        "expires_at": issued.challenge.expires_at,
+    }
     if get_settings().reveals_debug_codes:
         data["debug_code"] = issued.code
     return {"data": data}, 201, {"Location": url_for("otps.get_otp", otp_id=issued.challenge.id)}

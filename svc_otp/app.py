@@ -1,4 +1,5 @@
 """The otp service: the shared factory plus this service's blueprints."""
+
 from common.web import create_app as _create_app
 from svc_otp.api_v1 import otps
 

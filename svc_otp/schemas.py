@@ -1,4 +1,5 @@
 """Request and response schemas of the OTP service."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, utils, validate
@@ -22,14 +23,22 @@ class ReferenceField(fields.String):
 class OtpCreate(StrictSchema):
     purpose = fields.String(required=True, validate=validate.OneOf(OTP_PURPOSES))
     reference = ReferenceField(
-        load_default=None, allow_none=True, validate=validate.Length(max=64),
-        metadata={"description": "The transaction id, for (and only for) confirm_transaction.",
-                  "example": "42"})
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "The transaction id, for (and only for) confirm_transaction.",
+            "example": "42",
+        },
+    )
 
 
 class OtpVerify(StrictSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
-                         metadata={"example": "123456"})
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        metadata={"example": "123456"},
+    )
 
 
 def _reference(obj) -> str | None:
@@ -40,25 +49,39 @@ def _reference(obj) -> str | None:
 class OtpCreated(Schema):
     id = fields.UUID(required=True)
     purpose = fields.String(required=True, validate=validate.OneOf(OTP_PURPOSES))
-    reference = fields.Function(_reference, required=True, allow_none=True,
-                                metadata={"type": "string", "nullable": True})
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS),
-                            metadata={"description": "sms when the account has a phone, else email."})
+    reference = fields.Function(
+        _reference, required=True, allow_none=True, metadata={"type": "string", "nullable": True}
+    )
+    channel = fields.String(
+        required=True,
+        validate=validate.OneOf(CHANNELS),
+        metadata={"description": "sms when the account has a phone, else email."},
+    )
     expires_at = UtcDateTime(required=True)
-    debug_code = fields.String(metadata={
-        "description": "The code itself: only when TOKO_ENV is development or test, never in production."})
+    debug_code = fields.String(
+        metadata={
+            "description": "The code itself: only when TOKO_ENV is development or test, never in production."
+        }
+    )
 
 
 class OtpStatus(Schema):
     id = fields.UUID(required=True)
     purpose = fields.String(required=True, validate=validate.OneOf(OTP_PURPOSES))
-    reference = fields.Function(_reference, required=True, allow_none=True,
-                                metadata={"type": "string", "nullable": True})
+    reference = fields.Function(
+        _reference, required=True, allow_none=True, metadata={"type": "string", "nullable": True}
+    )
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    status = fields.String(required=True, attribute="state", validate=validate.OneOf(STATES), metadata={
-        "description": "pending (can be verified), verified (used), "
-                                  "replaced (a newer code took its place), "
-                       "locked (too many wrong codes) or expired."})
+    status = fields.String(
+        required=True,
+        attribute="state",
+        validate=validate.OneOf(STATES),
+        metadata={
+            "description": "pending (can be verified), verified (used), "
+            "replaced (a newer code took its place), "
+            "locked (too many wrong codes) or expired."
+        },
+    )
     attempts_left = fields.Integer(required=True)
     created_at = UtcDateTime(required=True)
     expires_at = UtcDateTime(required=True)
@@ -69,7 +92,7 @@ class OtpVerified(Schema):
     id = fields.UUID(required=True)
     verified = fields.Constant(True, required=True, metadata={"type": "boolean"})
     purpose = fields.String(required=True, validate=validate.OneOf(OTP_PURPOSES))
-    reference = fields.Function(_reference, required=True, allow_none=True,
-                                metadata={"type": "string", "nullable": True})
+    reference = fields.Function(
+        _reference, required=True, allow_none=True, metadata={"type": "string", "nullable": True}
+    )
     verified_at = UtcDateTime(required=True)
-

@@ -1,4 +1,5 @@
 """How an outgoing OTP message leaves toko: the Sender interface and its implementations."""
+
 from __future__ import annotations
 
 import logging
@@ -79,11 +80,19 @@ class HttpGatewaySender:
         self.http = requests.Session()
 
     def send(self, message: OutgoingMessage) -> None:
-        payload: dict[str, Any] = {"id": message.id, "channel": message.channel, "destination": message.destination,
-                   "body": message.body}
+        payload: dict[str, Any] = {
+            "id": message.id,
+            "channel": message.channel,
+            "destination": message.destination,
+            "body": message.body,
+        }
         try:
-            response = self.http.post(self.url, json=payload, timeout=self.timeout,
-                                      headers={"Idempotency-Key": f"toko-otp-message-{message.id}"})
+            response = self.http.post(
+                self.url,
+                json=payload,
+                timeout=self.timeout,
+                headers={"Idempotency-Key": f"toko-otp-message-{message.id}"},
+            )
         except requests.RequestException as exc:
             raise DeliveryError(f"gateway unreachable: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:

@@ -1,4 +1,5 @@
 """OTP rules: issue, verify and describe challenges. Plain functions taking a Session; callers commit."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from common.db.models.otp import OTP_PURPOSES
-from common.ids import is_id
 from common.errors import ApiError, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
+from common.ids import is_id
 from common.settings import get_settings
 
 CODE_DIGITS = 6
@@ -72,13 +73,16 @@ class Verification:
 
 
 def new_code() -> str:
-    return f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
 def code_hasher(secret: str, challenge_id: uuid.UUID, user_id: int, purpose: str, reference: str):
     """HMAC-SHA256 of a code bound to its challenge: a stored hash is useless for any other challenge."""
-    keyed = hmac.new(secret.encode(), f"toko-otp/v1|{challenge_id}|{user_id}|{purpose}|{reference}|".encode(),
-                     hashlib.sha256)
+    keyed = hmac.new(
+        secret.encode(),
+        f"toko-otp/v1|{challenge_id}|{user_id}|{purpose}|{reference}|".encode(),
+        hashlib.sha256,
+    )
 
     def digest(code: str) -> bytes:
         h = keyed.copy()
@@ -88,8 +92,9 @@ def code_hasher(secret: str, challenge_id: uuid.UUID, user_id: int, purpose: str
     return digest
 
 
-def hash_code(secret: str, challenge_id: uuid.UUID, user_id: int, purpose: str, reference: str,
-              code: str) -> bytes:
+def hash_code(
+    secret: str, challenge_id: uuid.UUID, user_id: int, purpose: str, reference: str, code: str
+) -> bytes:
     """The stored hash of one code of one challenge."""
     return code_hasher(secret, challenge_id, user_id, purpose, reference)(code)
 
@@ -101,24 +106,33 @@ def normalize_reference(purpose: str, reference: str | None) -> str:
     reference = (reference or "").strip()
     if purpose == "confirm_transaction":
         if not reference:
-            raise Unprocessable("confirm_transaction needs the transaction id as reference.",
-                                details={"fields": {"reference": ["Required for confirm_transaction."]}})
+            raise Unprocessable(
+                "confirm_transaction needs the transaction id as reference.",
+                details={"fields": {"reference": ["Required for confirm_transaction."]}},
+            )
         if not _TRANSACTION_ID.match(reference):
-            raise Unprocessable("The reference must be a transaction id.",
-                                details={"fields": {"reference": ["Must be a transaction id."]}})
+            raise Unprocessable(
+                "The reference must be a transaction id.",
+                details={"fields": {"reference": ["Must be a transaction id."]}},
+            )
     elif reference:
-        raise Unprocessable(f"{purpose} takes no reference.",
-                            details={"fields": {"reference": [f"Must be absent for {purpose}."]}})
+        raise Unprocessable(
+            f"{purpose} takes no reference.",
+            details={"fields": {"reference": [f"Must be absent for {purpose}."]}},
+        )
     return reference
 
 
 def _throttle_wait(session: Session, user_id: int) -> int:
     """Seconds until this user may request another code (0: now), counted from their recent challenges."""
     s = get_settings()
-    count, oldest, now = session.execute(text("""
+    count, oldest, now = session.execute(
+        text("""
         SELECT count(*), min(created_at), now() FROM otp_challenges
         WHERE user_id = :u AND created_at > now() - make_interval(secs => :w)
-    """), {"u": user_id, "w": s.otp_request_window_seconds}).one()
+    """),
+        {"u": user_id, "w": s.otp_request_window_seconds},
+    ).one()
     if count < s.otp_requests_per_window:
         return 0
     # The window slides: a slot frees when the oldest request in it ages out.
@@ -127,16 +141,24 @@ def _throttle_wait(session: Session, user_id: int) -> int:
 
 def _body(purpose: str, reference: str, code: str) -> str:
     minutes = max(1, get_settings().otp_ttl_seconds // 60)
-    what = (f"confirm purchase #{reference}" if purpose == "confirm_transaction"
-            else "verify your toko account")
+    what = (
+        f"confirm purchase #{reference}" if purpose == "confirm_transaction" else "verify your toko account"
+    )
     return f"Your toko code to {what} is {code}. It expires in {minutes} min. Never share it."
 
 
 def _awaits_this_users_code(session: Session, user_id: int, reference: str) -> bool:
     transaction_id = int(reference)
-    return is_id(transaction_id) and session.execute(text("""
+    return (
+        is_id(transaction_id)
+        and session.execute(
+            text("""
         SELECT 1 FROM transactions WHERE id = :t AND user_id = :u AND status = 'awaiting_otp'
-    """), {"t": transaction_id, "u": user_id}).first() is not None
+    """),
+            {"t": transaction_id, "u": user_id},
+        ).first()
+        is not None
+    )
 
 
 def request_otp(session: Session, user_id: int, purpose: str, reference: str | None = None) -> Issued:
@@ -145,10 +167,13 @@ def request_otp(session: Session, user_id: int, purpose: str, reference: str | N
     reference = normalize_reference(purpose, reference)
     # One request per user at a time: the throttle count and the one-live-code replacement below are
     # then exact under any concurrency, and two parallel requests never collide on uq_otp_challenges_live.
-    session.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:u))"),
-                    {"ns": _REQUEST_LOCK_NAMESPACE, "u": str(user_id)})
-    user = session.execute(text("SELECT email, phone, verified FROM users WHERE id = :u AND is_active"),
-                           {"u": user_id}).one_or_none()
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, hashtext(:u))"),
+        {"ns": _REQUEST_LOCK_NAMESPACE, "u": str(user_id)},
+    )
+    user = session.execute(
+        text("SELECT email, phone, verified FROM users WHERE id = :u AND is_active"), {"u": user_id}
+    ).one_or_none()
     if user is None:
         raise NotFound("No such user.")
     if purpose == "verify_account" and user.verified:
@@ -158,27 +183,47 @@ def request_otp(session: Session, user_id: int, purpose: str, reference: str | N
         raise NotFound("No transaction of yours is awaiting a code under this reference.")
     wait = _throttle_wait(session, user_id)
     if wait:
-        raise TooManyRequests("Too many codes requested; try again later.", code="otp_throttled",
-                              retry_after=wait)
-    session.execute(text("""
+        raise TooManyRequests(
+            "Too many codes requested; try again later.", code="otp_throttled", retry_after=wait
+        )
+    session.execute(
+        text("""
         UPDATE otp_challenges SET status = 'replaced'
         WHERE user_id = :u AND purpose = :p AND reference = :r AND status = 'pending'
-    """), {"u": user_id, "p": purpose, "r": reference})
+    """),
+        {"u": user_id, "p": purpose, "r": reference},
+    )
     channel, destination = ("sms", user.phone) if user.phone else ("email", user.email)
     challenge_id = uuid.uuid4()
     code = new_code()
-    row = session.execute(text("""
+    row = (
+        session.execute(
+            text("""
         INSERT INTO otp_challenges (id, user_id, purpose, reference, code_hash, channel, expires_at)
         VALUES (:id, :u, :p, :r, :h, :c, now() + make_interval(secs => :ttl))
         RETURNING id, user_id, purpose, reference, channel, status, attempts, created_at, expires_at,
                   verified_at, false AS expired
-    """), {"id": challenge_id, "u": user_id, "p": purpose, "r": reference, "c": channel,
-           "h": hash_code(s.otp_secret, challenge_id, user_id, purpose, reference, code),
-           "ttl": s.otp_ttl_seconds}).mappings().one()
+    """),
+            {
+                "id": challenge_id,
+                "u": user_id,
+                "p": purpose,
+                "r": reference,
+                "c": channel,
+                "h": hash_code(s.otp_secret, challenge_id, user_id, purpose, reference, code),
+                "ttl": s.otp_ttl_seconds,
+            },
+        )
+        .mappings()
+        .one()
+    )
     # The outbox row commits with the challenge or not at all: no code without its message, and back.
-    session.execute(text("""
+    session.execute(
+        text("""
         INSERT INTO otp_messages (challenge_id, channel, destination, body) VALUES (:id, :c, :d, :b)
-    """), {"id": challenge_id, "c": channel, "d": destination, "b": _body(purpose, reference, code)})
+    """),
+        {"id": challenge_id, "c": channel, "d": destination, "b": _body(purpose, reference, code)},
+    )
     return Issued(Challenge(**row), code)
 
 
@@ -195,9 +240,13 @@ def _challenge(row) -> Challenge:
 
 def list_otps(session: Session, user_id: int, page: int, per_page: int) -> list[Challenge]:
     """The caller's challenges, newest first (user_id, created_at is indexed)."""
-    rows = session.execute(text(_SELECT.replace("WHERE id = :id AND user_id = :u", "WHERE user_id = :u")
-                                + " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"),
-                           {"u": user_id, "limit": per_page, "offset": (page - 1) * per_page}).mappings()
+    rows = session.execute(
+        text(
+            _SELECT.replace("WHERE id = :id AND user_id = :u", "WHERE user_id = :u")
+            + " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
+        ),
+        {"u": user_id, "limit": per_page, "offset": (page - 1) * per_page},
+    ).mappings()
     return [_challenge(row) for row in rows]
 
 
@@ -216,42 +265,60 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
     counted: the attempts can never pass the limit.
     """
     s = get_settings()
-    row = session.execute(text(_SELECT + " FOR UPDATE"),
-                          {"id": otp_id, "u": user_id}).mappings().one_or_none()
+    row = (
+        session.execute(text(_SELECT + " FOR UPDATE"), {"id": otp_id, "u": user_id}).mappings().one_or_none()
+    )
     if row is None:
         raise NotFound("No such OTP.")
     challenge = _challenge(row)
     if challenge.status == "verified":
         return Verification(challenge, Conflict("This code was already used.", code="otp_used"))
     if challenge.status == "locked":
-        return Verification(challenge, TooManyRequests(
-            "Too many wrong codes: this OTP is locked. Request a new one.", code="otp_locked",
-            retry_after=max(1, _throttle_wait(session, user_id)), details={"attempts_left": 0}))
+        return Verification(
+            challenge,
+            TooManyRequests(
+                "Too many wrong codes: this OTP is locked. Request a new one.",
+                code="otp_locked",
+                retry_after=max(1, _throttle_wait(session, user_id)),
+                details={"attempts_left": 0},
+            ),
+        )
     if challenge.status == "replaced":
-        return Verification(challenge, Gone("A newer code replaced this one. Use the latest code.",
-                                            code="otp_replaced"))
+        return Verification(
+            challenge, Gone("A newer code replaced this one. Use the latest code.", code="otp_replaced")
+        )
     if challenge.expired:
         return Verification(challenge, Gone("This code has expired. Request a new one.", code="otp_expired"))
     expected = hash_code(s.otp_secret, challenge.id, user_id, challenge.purpose, challenge.reference, code)
     if not hmac.compare_digest(bytes(row["code_hash"]), expected):
-        updated = session.execute(text("""
+        updated = session.execute(
+            text("""
             UPDATE otp_challenges
             SET attempts = attempts + 1,
                 status = CASE WHEN attempts + 1 >= :max THEN 'locked' ELSE status END
             WHERE id = :id RETURNING attempts, status
-        """), {"id": challenge.id, "max": s.otp_max_attempts}).one()
+        """),
+            {"id": challenge.id, "max": s.otp_max_attempts},
+        ).one()
         left = max(0, s.otp_max_attempts - updated.attempts)
-        message = ("Wrong code. No attempts left: this OTP is now locked." if updated.status == "locked"
-                   else "Wrong code.")
-        return Verification(challenge, Unprocessable(message, code="otp_invalid",
-                                                     details={"attempts_left": left}))
-    verified_at = session.execute(text("""
+        message = (
+            "Wrong code. No attempts left: this OTP is now locked."
+            if updated.status == "locked"
+            else "Wrong code."
+        )
+        return Verification(
+            challenge, Unprocessable(message, code="otp_invalid", details={"attempts_left": left})
+        )
+    verified_at = session.execute(
+        text("""
         UPDATE otp_challenges SET status = 'verified', verified_at = now()
         WHERE id = :id AND status = 'pending' RETURNING verified_at
-    """), {"id": challenge.id}).scalar_one()
+    """),
+        {"id": challenge.id},
+    ).scalar_one()
     if challenge.purpose == "verify_account":
         # The one write outside svc_otp's tables (an ownership exception, granted column by column).
-        session.execute(text("UPDATE users SET verified = true, updated_at = now() WHERE id = :u"),
-                        {"u": user_id})
+        session.execute(
+            text("UPDATE users SET verified = true, updated_at = now() WHERE id = :u"), {"u": user_id}
+        )
     return Verification(Challenge(**{**challenge.__dict__, "status": "verified", "verified_at": verified_at}))
-

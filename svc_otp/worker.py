@@ -1,4 +1,5 @@
 """svc_otp_worker: delivers the outbox (otp_messages) through the configured sender."""
+
 from __future__ import annotations
 
 import logging
@@ -69,11 +70,19 @@ def deliver_one(session: Session, sender: Sender) -> int:
     except Exception as exc:  # noqa: BLE001 - any gateway failure is retried, never fatal to the loop
         attempts = row["attempts"] + 1
         error = f"{type(exc).__name__}: {exc}"[:500]
-        status = session.execute(_FAILED, {
-            "id": row["id"], "error": error, "delay": backoff_seconds(attempts),
-            "max": get_settings().otp_delivery_max_attempts}).scalar_one()
-        log.warning("otp delivery failed", extra={**extra, "attempts": attempts, "error": error,
-                                                  "gave_up": status == "failed"})
+        status = session.execute(
+            _FAILED,
+            {
+                "id": row["id"],
+                "error": error,
+                "delay": backoff_seconds(attempts),
+                "max": get_settings().otp_delivery_max_attempts,
+            },
+        ).scalar_one()
+        log.warning(
+            "otp delivery failed",
+            extra={**extra, "attempts": attempts, "error": error, "gave_up": status == "failed"},
+        )
         return 1
     session.execute(_SENT, {"id": row["id"]})
     log.info("otp message sent", extra={**extra, "sender": sender.name})
@@ -83,5 +92,6 @@ def deliver_one(session: Session, sender: Sender) -> int:
 def make_worker(sender: Sender | None = None) -> Worker:
     """The OTP delivery worker, sending through the sender the settings name unless one is given."""
     sender = sender or make_sender(get_settings())
-    return Worker("otp-delivery", lambda session: deliver_one(session, sender), service="otp",
-                  idle_seconds=POLL_SECONDS)
+    return Worker(
+        "otp-delivery", lambda session: deliver_one(session, sender), service="otp", idle_seconds=POLL_SECONDS
+    )

@@ -1,4 +1,5 @@
 """v1 views of the report service (admin only): parse, call service.py, serialize."""
+
 from __future__ import annotations
 
 from flask import Response, jsonify, url_for
@@ -9,9 +10,12 @@ from svc_report import service
 from svc_report.schemas import ReportCreate, ReportJobSchema, ReportJobSummary, SalesArgs, SalesReport
 
 reports = Blueprint(
-    "reports", __name__, url_prefix="/v1/reports",
+    "reports",
+    __name__,
+    url_prefix="/v1/reports",
     description="Sales reports from the shared tables (admin only). Revenue is recognised when a "
-                "transaction is paid: only status `paid` counts, bucketed by `paid_at`, in [from, to).")
+    "transaction is paid: only status `paid` counts, bucketed by `paid_at`, in [from, to).",
+)
 
 
 @reports.route("/sales", methods=["GET"])
@@ -75,8 +79,14 @@ def delete_report(job_id):
 
 @reports.route("/<int:job_id>.csv", methods=["GET"])
 @reports.auth(admin=True)
-@reports.doc(responses={"200": {"description": "The rows, with a header row.",
-                                 "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@reports.doc(
+    responses={
+        "200": {
+            "description": "The rows, with a header row.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+)
 @reports.errors(404, 409)
 def report_csv(job_id):
     """A done report's rows as CSV; 409 until it is done.
@@ -85,14 +95,23 @@ def report_csv(job_id):
     leading blanks or control characters) is prefixed with `'`.
     """
     result = service.finished_result(service.get_job(db(), job_id))
-    return Response(service.report_csv(result), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="sales-report-{job_id}.csv"'})
+    return Response(
+        service.report_csv(result),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="sales-report-{job_id}.csv"'},
+    )
 
 
 @reports.route("/<int:job_id>/chart.svg", methods=["GET"])
 @reports.auth(admin=True)
-@reports.doc(responses={"200": {"description": "Revenue per key as a bar chart.",
-                                 "content": {"image/svg+xml": {"schema": {"type": "string"}}}}})
+@reports.doc(
+    responses={
+        "200": {
+            "description": "Revenue per key as a bar chart.",
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+        }
+    }
+)
 @reports.errors(404, 409)
 def report_chart(job_id):
     """A done report's revenue as an SVG bar chart; 409 until it is done.
@@ -100,5 +119,8 @@ def report_chart(job_id):
     Well-formed XML whatever the names hold: characters XML forbids (control characters) show as U+FFFD.
     """
     result = service.finished_result(service.get_job(db(), job_id))
-    return Response(service.report_chart(result), mimetype="image/svg+xml",
-                    headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    return Response(
+        service.report_chart(result),
+        mimetype="image/svg+xml",
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )

@@ -1,4 +1,5 @@
 """A small, dependency-free SVG bar chart: axes, ticks, labels, title."""
+
 from __future__ import annotations
 
 import math
@@ -41,18 +42,30 @@ def compact(value: float) -> str:
 
 
 def _clip(label: str) -> str:
-    return label if len(label) <= MAX_LABEL_CHARS else label[:MAX_LABEL_CHARS - 1] + "…"
+    return label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
 
 
-def _text(x: float, y: float, body: str, *, size: int = 12, anchor: str = "middle", fill: str = INK,
-          weight: str = "normal", rotate: float | None = None) -> str:
+def _text(
+    x: float,
+    y: float,
+    body: str,
+    *,
+    size: int = 12,
+    anchor: str = "middle",
+    fill: str = INK,
+    weight: str = "normal",
+    rotate: float | None = None,
+) -> str:
     transform = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate is not None else ""
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
-            f'font-weight="{weight}"{transform}>{escape(body)}</text>')
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+        f'font-weight="{weight}"{transform}>{escape(body)}</text>'
+    )
 
 
-def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: list[int], x_title: str,
-              y_title: str) -> str:
+def bar_chart(
+    *, title: str, subtitle: list[str], labels: list[str], values: list[int], x_title: str, y_title: str
+) -> str:
     """An SVG document: one bar per label, y axis from zero with round ticks."""
     n = len(values)
     full_labels = [str(label) for label in labels]
@@ -75,12 +88,16 @@ def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: lis
     def y_of(value: float) -> float:
         return base_y - (value / y_max) * plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="{FONT}" role="img">',
-           f"<title>{escape(title)}</title>",
-           f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-           _text(left, 30, title, size=18, anchor="start", weight="bold")]
-    out += [_text(left, 52 + 16 * i, line, size=12, anchor="start", fill=MUTED) for i, line in enumerate(subtitle)]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="{FONT}" role="img">',
+        f"<title>{escape(title)}</title>",
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        _text(left, 30, title, size=18, anchor="start", weight="bold"),
+    ]
+    out += [
+        _text(left, 52 + 16 * i, line, size=12, anchor="start", fill=MUTED) for i, line in enumerate(subtitle)
+    ]
     # Horizontal grid and y tick labels.
     for tick in ticks:
         y = y_of(tick)
@@ -95,8 +112,10 @@ def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: lis
         bar_w = (plot_w / n) * 0.72
         x_bar = x + (plot_w / n - bar_w) / 2
         y = y_of(value)
-        out.append(f'<rect x="{x_bar:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{base_y - y:.1f}" '
-                   f'fill="{BAR}"><title>{escape(full)}: {value:,}</title></rect>')
+        out.append(
+            f'<rect x="{x_bar:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{base_y - y:.1f}" '
+            f'fill="{BAR}"><title>{escape(full)}: {value:,}</title></rect>'
+        )
         if show_values and value:
             out.append(_text(x_bar + bar_w / 2, y - 4, compact(value), size=10, fill=MUTED))
         if i % every == 0:
@@ -106,12 +125,15 @@ def bar_chart(*, title: str, subtitle: list[str], labels: list[str], values: lis
             else:
                 out.append(_text(cx, base_y + 18, label, size=11))
     if not any(values):
-        out.append(_text(left + plot_w / 2, top + plot_h / 2, "No paid sales in this window", size=14,
-                         fill=MUTED))
+        out.append(
+            _text(left + plot_w / 2, top + plot_h / 2, "No paid sales in this window", size=14, fill=MUTED)
+        )
     # Axes last, over the bars' bases.
     out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base_y}" stroke="{INK}" stroke-width="1.5"/>')
-    out.append(f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="{INK}" '
-               f'stroke-width="1.5"/>')
+    out.append(
+        f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="{INK}" '
+        f'stroke-width="1.5"/>'
+    )
     out.append(_text(22, top + plot_h / 2, y_title, size=12, rotate=-90, fill=MUTED))
     out.append(_text(left + plot_w / 2, base_y + label_room + 16, x_title, size=12, fill=MUTED))
     out.append("</svg>")

@@ -1,4 +1,5 @@
 """Request and response schemas of the report service."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -7,27 +8,41 @@ from common.db.models.reports import REPORT_STATES
 from common.web.schemas import StrictSchema, UtcDateTime
 from svc_report.service import GROUP_BYS, KINDS
 
-
-_FROM_DOC = ("Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "
-             "(`2024-05-01T08:00:00Z`). Without an offset it is read in `tz` (UTC by default).")
+_FROM_DOC = (
+    "Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "
+    "(`2024-05-01T08:00:00Z`). Without an offset it is read in `tz` (UTC by default)."
+)
 _TO_DOC = "End of the window, exclusive; same formats as `from`. Must be after `from`."
-_GROUP_DOC = ("`day` (key `YYYY-MM-DD`, in `tz`; a row for every day of the window), `item` (key = item id, with `name` and `sku`), "
-              "`user` (key = user id, with `username`).")
-_TZ_DOC = ("IANA time zone (e.g. `Asia/Jakarta`) for day buckets and for dates or offset-less datetimes "
-           "in `from`/`to`. Default `UTC`.")
+_GROUP_DOC = (
+    "`day` (key `YYYY-MM-DD`, in `tz`; a row for every day of the window), `item` (key = item id, with `name` and `sku`), "
+    "`user` (key = user id, with `username`)."
+)
+_TZ_DOC = (
+    "IANA time zone (e.g. `Asia/Jakarta`) for day buckets and for dates or offset-less datetimes "
+    "in `from`/`to`. Default `UTC`."
+)
 
 
 class SalesArgs(StrictSchema):
     """?from=&to=&group_by=&tz= of the live sales report."""
 
-    from_ = fields.String(required=True, data_key="from", validate=validate.Length(min=1, max=64),
-                          metadata={"description": _FROM_DOC, "example": "2024-05-01"})
-    to = fields.String(required=True, validate=validate.Length(min=1, max=64),
-                       metadata={"description": _TO_DOC, "example": "2024-06-01"})
-    group_by = fields.String(load_default="day", validate=validate.OneOf(GROUP_BYS),
-                             metadata={"description": _GROUP_DOC})
-    tz = fields.String(load_default=None, validate=validate.Length(min=1, max=64),
-                       metadata={"description": _TZ_DOC})
+    from_ = fields.String(
+        required=True,
+        data_key="from",
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": _FROM_DOC, "example": "2024-05-01"},
+    )
+    to = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": _TO_DOC, "example": "2024-06-01"},
+    )
+    group_by = fields.String(
+        load_default="day", validate=validate.OneOf(GROUP_BYS), metadata={"description": _GROUP_DOC}
+    )
+    tz = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=64), metadata={"description": _TZ_DOC}
+    )
 
 
 class ReportCreate(SalesArgs):
@@ -39,7 +54,9 @@ class ReportCreate(SalesArgs):
 class SalesTotals(Schema):
     transactions = fields.Integer(required=True, metadata={"description": "Distinct paid transactions."})
     quantity = fields.Integer(required=True, metadata={"description": "Units sold."})
-    revenue = fields.Integer(required=True, metadata={"description": "Sum of quantity × unit_price, in minor units."})
+    revenue = fields.Integer(
+        required=True, metadata={"description": "Sum of quantity × unit_price, in minor units."}
+    )
 
 
 class SalesRow(SalesTotals):
@@ -53,18 +70,23 @@ class SalesReport(Schema):
     """Paid sales in [from, to), counted when paid (by `paid_at`), from the shared tables in one snapshot."""
 
     kind = fields.String(required=True)
-    from_ = fields.String(required=True, data_key="from", attribute="from",
-                          metadata={"description": "The window's start, UTC."})
+    from_ = fields.String(
+        required=True, data_key="from", attribute="from", metadata={"description": "The window's start, UTC."}
+    )
     to = fields.String(required=True, metadata={"description": "The window's end (exclusive), UTC."})
     group_by = fields.String(required=True)
     tz = fields.String(required=True)
     currency = fields.String(required=True)
     rows = fields.List(fields.Nested(SalesRow), required=True)
     totals = fields.Nested(SalesTotals, required=True)
-    replication_lag_seconds = fields.Float(allow_none=True, metadata={
-        "description": "How far the replica that computed the figures trailed the primary, "
-                                  "in seconds (0 when "
-                       "it had replayed everything it had received); null when they come from the primary."})
+    replication_lag_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "How far the replica that computed the figures trailed the primary, "
+            "in seconds (0 when "
+            "it had replayed everything it had received); null when they come from the primary."
+        },
+    )
 
 
 class ReportParams(Schema):
@@ -88,8 +110,10 @@ class ReportJobSchema(Schema):
     finished_at = UtcDateTime(allow_none=True)
     error = fields.String(allow_none=True)
     result = fields.Nested(SalesReport, allow_none=True)
-    links = fields.Function(lambda job: _links(job), metadata={
-        "type": "object", "description": "The job itself, and its CSV and chart once done."})
+    links = fields.Function(
+        lambda job: _links(job),
+        metadata={"type": "object", "description": "The job itself, and its CSV and chart once done."},
+    )
 
 
 def _links(job) -> dict:

@@ -5,6 +5,7 @@ whatever its `created_at` (a large purchase may be confirmed by OTP minutes late
 counts; `awaiting_otp`, `cancelled` and `expired` never do. The service reads `transactions`,
 `transaction_lines`, `items` and `users` (owned by others) and writes only `report_jobs`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,8 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Iterator
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -24,8 +25,8 @@ from sqlalchemy.orm import Session
 
 from common.db.models import ReportJob
 from common.db.session import make_engine
-from common.ids import is_id
 from common.errors import Conflict, NotFound, Unprocessable
+from common.ids import is_id
 from common.settings import get_settings
 from svc_report.chart import bar_chart
 
@@ -51,7 +52,9 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _invalid(fields: dict, message: str = "The report parameters are invalid.", code: str = "validation_error"):
+def _invalid(
+    fields: dict, message: str = "The report parameters are invalid.", code: str = "validation_error"
+):
     return Unprocessable(message, code=code, details={"fields": fields})
 
 
@@ -97,11 +100,16 @@ def parse_sales_query(start: str, end: str, group_by: str = "day", tz: str | Non
         raise _invalid(errors)
     lo, hi = moments["from"], moments["to"]
     if lo >= hi:
-        raise _invalid({"to": ["Must be after 'from'."]}, "'from' must be before 'to'.", code="invalid_window")
+        raise _invalid(
+            {"to": ["Must be after 'from'."]}, "'from' must be before 'to'.", code="invalid_window"
+        )
     limit = get_settings().report_max_window_days
     if hi - lo > timedelta(days=limit):
-        raise _invalid({"to": [f"The window may span at most {limit} days."]},
-                       f"The window is longer than {limit} days.", code="window_too_large")
+        raise _invalid(
+            {"to": [f"The window may span at most {limit} days."]},
+            f"The window is longer than {limit} days.",
+            code="window_too_large",
+        )
     return SalesQuery(lo, hi, group_by, "UTC" if zone is timezone.utc or not tz else tz)
 
 
@@ -119,8 +127,10 @@ _NAMES = {
 }
 # numeric, not bigint: a sum (or one line) past 2^63 stays exact instead of failing the report.
 _AMOUNT = "l.quantity::numeric * l.unit_price"
-_PAID_LINES = ("FROM transactions t JOIN transaction_lines l ON l.transaction_id = t.id "
-               "WHERE t.status = 'paid' AND t.paid_at >= :start AND t.paid_at < :end")
+_PAID_LINES = (
+    "FROM transactions t JOIN transaction_lines l ON l.transaction_id = t.id "
+    "WHERE t.status = 'paid' AND t.paid_at >= :start AND t.paid_at < :end"
+)
 _ORDER = {"day": "agg.key", "user": "agg.revenue DESC, agg.key", "item": "agg.revenue DESC, agg.key"}
 
 
@@ -134,8 +144,10 @@ def sales_sql(group_by: str) -> str:
         per_tx = f"SELECT t.id AS tid, {key} AS key, l.quantity, {_AMOUNT} AS revenue {_PAID_LINES}"
         total_transactions = "count(DISTINCT tid)"
     else:
-        per_tx = (f"SELECT t.id AS tid, {key} AS key, sum(l.quantity) AS quantity, sum({_AMOUNT}) AS revenue "
-                  f"{_PAID_LINES} GROUP BY t.id")
+        per_tx = (
+            f"SELECT t.id AS tid, {key} AS key, sum(l.quantity) AS quantity, sum({_AMOUNT}) AS revenue "
+            f"{_PAID_LINES} GROUP BY t.id"
+        )
         total_transactions = "count(*)"
     return f"""
 WITH per_tx AS (
@@ -161,7 +173,8 @@ _replica_engines: dict[tuple[int, str], Engine] = {}
 _REPLICATION_LAG = text(
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
     "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END")
+    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
+)
 
 
 @contextmanager
@@ -190,8 +203,9 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
     """
     with aggregate_session(session) as reads:
         lag = None if reads is session else reads.execute(_REPLICATION_LAG).scalar()
-        result = reads.execute(text(sales_sql(query.group_by)),
-                               {"start": query.start, "end": query.end, "tz": query.tz}).all()
+        result = reads.execute(
+            text(sales_sql(query.group_by)), {"start": query.start, "end": query.end, "tz": query.tz}
+        ).all()
     rows, totals = [], {"transactions": 0, "quantity": 0, "revenue": 0}
     day, item = query.group_by == "day", query.group_by == "item"
     for is_total, key, transactions, quantity, revenue, *names in result:
@@ -206,15 +220,24 @@ def sales_report(session: Session, query: SalesQuery) -> dict:
             rows.append({"key": key, **figures, "username": names[0]})
     if day:
         rows = _every_day(query, rows)
-    return {"kind": "sales", **query.as_params(), "currency": get_settings().currency, "rows": rows,
-            "totals": totals, "replication_lag_seconds": None if lag is None else round(float(lag), 3)}
+    return {
+        "kind": "sales",
+        **query.as_params(),
+        "currency": get_settings().currency,
+        "rows": rows,
+        "totals": totals,
+        "replication_lag_seconds": None if lag is None else round(float(lag), 3),
+    }
 
 
 def _every_day(query: SalesQuery, rows: list[dict]) -> list[dict]:
     """A row for each day of the window in its zone, zero where nothing sold: a chart shows the gaps."""
     zone = _zone(query.tz)
     sold = {row["key"]: row for row in rows}
-    day, last = query.start.astimezone(zone).date(), (query.end - timedelta(microseconds=1)).astimezone(zone).date()
+    day, last = (
+        query.start.astimezone(zone).date(),
+        (query.end - timedelta(microseconds=1)).astimezone(zone).date(),
+    )
     every = []
     while day <= last:
         key = day.isoformat()
@@ -224,6 +247,7 @@ def _every_day(query: SalesQuery, rows: list[dict]) -> list[dict]:
 
 
 # --- report jobs ---------------------------------------------------------------------------------------
+
 
 def enqueue(session: Session, requested_by: int, kind: str, params: dict) -> ReportJob:
     """Validate a report request now (bad input never reaches the queue) and queue it."""
@@ -252,16 +276,20 @@ def get_job(session: Session, job_id: int) -> ReportJob:
 
 def delete_job(session: Session, job_id: int) -> None:
     """Remove a job in any state; a worker computing it finds its row gone and drops the result."""
-    if not is_id(job_id) or session.execute(
-            delete(ReportJob).where(ReportJob.id == job_id).returning(ReportJob.id)).first() is None:
+    if (
+        not is_id(job_id)
+        or session.execute(delete(ReportJob).where(ReportJob.id == job_id).returning(ReportJob.id)).first()
+        is None
+    ):
         raise NotFound("No such report.", code="report_not_found")
 
 
 def finished_result(job: ReportJob) -> dict:
     """The result of a done job; 409 while it is queued, running or failed."""
     if job.status != "done" or job.result is None:
-        raise Conflict(f"The report is {job.status}, not done.", code="report_not_ready",
-                       details={"status": job.status})
+        raise Conflict(
+            f"The report is {job.status}, not done.", code="report_not_ready", details={"status": job.status}
+        )
     return job.result
 
 
@@ -272,8 +300,9 @@ _BLANKS = "".join(map(chr, range(33)))
 def _cell(value):
     # Spreadsheets run a cell that starts like a formula, and some skip leading blanks and control
     # characters first: names come from users, so defuse them.
-    if isinstance(value, str) and (value.startswith(_FORMULA_START)
-                                   or value.lstrip(_BLANKS).startswith(_FORMULA_START)):
+    if isinstance(value, str) and (
+        value.startswith(_FORMULA_START) or value.lstrip(_BLANKS).startswith(_FORMULA_START)
+    ):
         return "'" + value
     return value
 
@@ -303,9 +332,11 @@ def report_chart(result: dict) -> str:
     """Revenue per key as an SVG bar chart (items and buyers: the top ones; the CSV has them all)."""
     group_by, rows = result["group_by"], result["rows"]
     totals = result["totals"]
-    subtitle = [f"{_when(result['from'], result['tz'])} to {_when(result['to'], result['tz'])} {result['tz']} "
-                f"(end excluded), paid transactions",
-                f"Total {totals['revenue']:,} {result['currency']} in {totals['transactions']:,} transactions"]
+    subtitle = [
+        f"{_when(result['from'], result['tz'])} to {_when(result['to'], result['tz'])} {result['tz']} "
+        f"(end excluded), paid transactions",
+        f"Total {totals['revenue']:,} {result['currency']} in {totals['transactions']:,} transactions",
+    ]
     if group_by == "day":
         labels = [row["key"] for row in rows]
     else:
@@ -316,6 +347,11 @@ def report_chart(result: dict) -> str:
             rows = rows[:CHART_MAX_BARS]
         labels = [row.get(name) or f"{group_by} {row['key']}" for row in rows]
     values = [row["revenue"] for row in rows]
-    return bar_chart(title=f"Sales revenue by {group_by}", subtitle=subtitle, labels=labels, values=values,
-                     x_title={"day": "Day", "item": "Item", "user": "Buyer"}[group_by],
-                     y_title=f"Revenue ({result['currency']})")
+    return bar_chart(
+        title=f"Sales revenue by {group_by}",
+        subtitle=subtitle,
+        labels=labels,
+        values=values,
+        x_title={"day": "Day", "item": "Item", "user": "Buyer"}[group_by],
+        y_title=f"Revenue ({result['currency']})",
+    )

@@ -5,6 +5,7 @@ dies mid-job leaves a row whose lease runs out; the next tick anywhere takes it 
 a heartbeat renews the lease. Every write after the claim is fenced by the attempt number, so a worker
 that lost its lease can never overwrite the job's newer owner.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,9 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 with get_engine("report").begin() as conn:
-                    renewed = conn.execute(_RENEW, {"id": self.job_id, "attempt": self.attempt,
-                                                    "lease": self.lease}).rowcount
+                    renewed = conn.execute(
+                        _RENEW, {"id": self.job_id, "attempt": self.attempt, "lease": self.lease}
+                    ).rowcount
             except Exception as exc:  # noqa: BLE001 - a missed beat only shortens the lease
                 log.warning("lease renewal failed", extra={"job_id": self.job_id, "error": str(exc)[:200]})
                 continue
@@ -96,8 +98,9 @@ def compute(session: Session, kind: str, params: dict) -> dict:
     """The same service function the live endpoint calls."""
     if kind != "sales":
         raise ApiError(f"Unknown report kind {kind!r}.", code="unknown_kind", status=422)
-    query = service.parse_sales_query(params["from"], params["to"], params.get("group_by", "day"),
-                                      params.get("tz"))
+    query = service.parse_sales_query(
+        params["from"], params["to"], params.get("group_by", "day"), params.get("tz")
+    )
     return service.sales_report(session, query)
 
 
@@ -117,10 +120,12 @@ class ReportTick:
 
     def __call__(self, session: Session) -> int:
         settings = get_settings()
-        abandoned = cast(CursorResult, session.execute(
-            _ABANDON, {"max_attempts": settings.report_max_attempts})).rowcount
-        claimed = session.execute(_CLAIM, {"lease": settings.report_lease_seconds,
-                                           "max_attempts": settings.report_max_attempts}).first()
+        abandoned = cast(
+            CursorResult, session.execute(_ABANDON, {"max_attempts": settings.report_max_attempts})
+        ).rowcount
+        claimed = session.execute(
+            _CLAIM, {"lease": settings.report_lease_seconds, "max_attempts": settings.report_max_attempts}
+        ).first()
         session.commit()  # the claim (and any give-ups) must be visible before the work starts
         if claimed is None:
             return abandoned
@@ -143,8 +148,10 @@ class ReportTick:
         if error is not None:
             session.rollback()
             session.execute(_FAILED if final else _RETRY, {**fence, "error": _reason(error)})
-            log.warning("report job failed" if final else "report job attempt failed, will retry",
-                        extra={"job_id": job_id, "attempt": attempt, "error": _reason(error)})
+            log.warning(
+                "report job failed" if final else "report job attempt failed, will retry",
+                extra={"job_id": job_id, "attempt": attempt, "error": _reason(error)},
+            )
             return 1
         done = cast(CursorResult, session.execute(_DONE, {**fence, "result": json.dumps(result)}))
         if done.rowcount:

@@ -1,4 +1,5 @@
 """v1 purchase routes: thin views over svc_transaction.service."""
+
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -7,14 +8,19 @@ from common.web import Blueprint, db, require_principal
 from common.web.dump import compiled
 from common.web.schemas import envelope
 from svc_transaction import service
-from svc_transaction.schemas import (ConfirmBody, PurchaseCreate, TransactionListArgs,
-                                     TransactionSchema)
+from svc_transaction.schemas import ConfirmBody, PurchaseCreate, TransactionListArgs, TransactionSchema
 
-blp = Blueprint("transactions_v1", __name__, url_prefix="/v1/transactions",
-                description="Purchases: stock taken and sale recorded in one database transaction.")
+blp = Blueprint(
+    "transactions_v1",
+    __name__,
+    url_prefix="/v1/transactions",
+    description="Purchases: stock taken and sale recorded in one database transaction.",
+)
 
 IDEMPOTENCY_HEADER = {
-    "in": "header", "name": "Idempotency-Key", "required": False,
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": service.MAX_KEY_LENGTH},
     "description": (
         "Makes a retry safe. Per user, for idempotency_ttl_seconds (24 h): the same key with the same "
@@ -23,10 +29,15 @@ IDEMPOTENCY_HEADER = {
         "is running waits for it and replays it (409 `idempotency_in_flight` if it cannot). The answers "
         "stored are 201 and the purchase's own refusals (409 `insufficient_stock`, 422 `unknown_item`); "
         "a malformed body (422 before the purchase runs) or a server error stores nothing. "
-        "Over 255 characters or empty → 400."),
+        "Over 255 characters or empty → 400."
+    ),
 }
-REPLAY_HEADERS = {"Idempotent-Replayed": {"description": "`true` when this is a stored answer replayed.",
-                                          "schema": {"type": "string", "enum": ["true"]}}}
+REPLAY_HEADERS = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is a stored answer replayed.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 Transaction = envelope(TransactionSchema)
 _TRANSACTION = compiled(Transaction())  # stores a keyed purchase's answer exactly as the response shows it
 # Ids past the bigint column cannot exist: the app factory answers 404 for them, whatever the verb.
@@ -55,8 +66,9 @@ def create_transaction(body):
         txn = service.purchase(db(), principal.user_id, body["lines"])
         db().commit()
         return {"data": txn}, 201, _location(txn.id)
-    outcome = service.purchase_once(db(), principal.user_id, key, body["lines"],
-                                    serialize=lambda txn: _TRANSACTION.dump({"data": txn}))
+    outcome = service.purchase_once(
+        db(), principal.user_id, key, body["lines"], serialize=lambda txn: _TRANSACTION.dump({"data": txn})
+    )
     db().commit()
     response = jsonify(outcome.body)
     response.status_code = outcome.status

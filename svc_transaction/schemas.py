@@ -1,4 +1,5 @@
 """Request and response schemas of the transaction service."""
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -27,8 +28,11 @@ class PurchaseCreate(StrictSchema):
     lines of the answer are exactly the lines of the request.
     """
 
-    lines = fields.List(fields.Nested(PurchaseLine), required=True,
-                        validate=validate.Length(min=1, max=MAX_LINES, error="Send between {min} and {max} lines."))
+    lines = fields.List(
+        fields.Nested(PurchaseLine),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_LINES, error="Send between {min} and {max} lines."),
+    )
 
     @ma.validates_schema
     def _one_line_per_item(self, data, **kwargs):
@@ -36,9 +40,12 @@ class PurchaseCreate(StrictSchema):
         duplicates = {}
         for index, line in enumerate(data.get("lines") or []):
             if line["item_id"] in seen:
-                duplicates[str(index)] = {"item_id": [
-                    f"Item {line['item_id']} is already on line {seen[line['item_id']]}; "
-                    "put its whole quantity on one line."]}
+                duplicates[str(index)] = {
+                    "item_id": [
+                        f"Item {line['item_id']} is already on line {seen[line['item_id']]}; "
+                        "put its whole quantity on one line."
+                    ]
+                }
             else:
                 seen[line["item_id"]] = index
         if duplicates:
@@ -46,13 +53,18 @@ class PurchaseCreate(StrictSchema):
 
 
 class ConfirmBody(StrictSchema):
-    otp_id = fields.UUID(required=True, metadata={"description": "A verified confirm_transaction OTP "
-                                                                 "whose reference is this transaction."})
+    otp_id = fields.UUID(
+        required=True,
+        metadata={"description": "A verified confirm_transaction OTP whose reference is this transaction."},
+    )
 
 
 class TransactionListArgs(PageArgs):
-    user_id = fields.Integer(strict=False, validate=validate.Range(min=1, max=BIGINT_MAX),
-                             metadata={"description": "Admin only: this user's transactions."})
+    user_id = fields.Integer(
+        strict=False,
+        validate=validate.Range(min=1, max=BIGINT_MAX),
+        metadata={"description": "Admin only: this user's transactions."},
+    )
     status = fields.String(validate=validate.OneOf(TRANSACTION_STATES))
 
 
@@ -60,7 +72,9 @@ class TransactionLineSchema(ma.Schema):
     item_id = fields.Integer(required=True)
     quantity = fields.Integer(required=True)
     unit_price = fields.Integer(required=True, metadata={"description": "Catalogue price, minor units."})
-    subtotal = fields.Method("_subtotal", metadata={"type": "integer", "description": "quantity × unit_price"})
+    subtotal = fields.Method(
+        "_subtotal", metadata={"type": "integer", "description": "quantity × unit_price"}
+    )
 
     def _subtotal(self, line) -> int:
         return line.quantity * line.unit_price
@@ -72,10 +86,16 @@ class TransactionSchema(ma.Schema):
     status = fields.String(required=True, validate=validate.OneOf(TRANSACTION_STATES))
     total = fields.Integer(required=True, metadata={"description": "Minor units."})
     currency = fields.String(required=True)
-    lines = fields.List(fields.Nested(TransactionLineSchema), required=True,
-                        metadata={"description": "One line per item, in item id order."})
+    lines = fields.List(
+        fields.Nested(TransactionLineSchema),
+        required=True,
+        metadata={"description": "One line per item, in item id order."},
+    )
     created_at = UtcDateTime(required=True)
     paid_at = UtcDateTime(allow_none=True, required=True)
-    confirm_by = UtcDateTime(allow_none=True, required=True,
-                             metadata={"description": "awaiting_otp: confirm before this or it expires."})
+    confirm_by = UtcDateTime(
+        allow_none=True,
+        required=True,
+        metadata={"description": "awaiting_otp: confirm before this or it expires."},
+    )
     cancelled_at = UtcDateTime(allow_none=True, required=True)

@@ -4,6 +4,7 @@ Lock order, the same everywhere so that no two purchases, cancels or expiries ca
 an idempotency key row first (purchases only), then the transaction row (confirm, cancel, expiry),
 then item rows in ascending id order. A purchase never waits on a transaction row.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, tex
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from common.db.session import driver_sql, run
 from common.db.models import IdempotencyKey, Item, OtpChallenge, Transaction, TransactionLine
+from common.db.session import driver_sql, run
 from common.errors import ApiError, BadRequest, Conflict, Forbidden, Gone, NotFound, Unprocessable
-from common.settings import get_settings
 from common.paging import offset_page
+from common.settings import get_settings
 
 MAX_KEY_LENGTH = 255
 # Outcomes of a keyed purchase that are stored and replayed like a success: the purchase ran and
@@ -34,7 +35,9 @@ REFUNDABLE = ("paid", "awaiting_otp")
 _items = cast(Table, Item.__table__)
 _TAKE_STOCK = (
     update(_items)
-    .where(_items.c.id == bindparam("b_id"), _items.c.stock >= bindparam("b_q"), _items.c.deleted_at.is_(None))
+    .where(
+        _items.c.id == bindparam("b_id"), _items.c.stock >= bindparam("b_q"), _items.c.deleted_at.is_(None)
+    )
     .values(stock=_items.c.stock - bindparam("b_q"))
     .returning(_items.c.price, func.now().label("now"))
 )
@@ -60,6 +63,7 @@ _RETURN_STOCK = (
 
 
 # --- purchases ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class SaleLine:
@@ -98,7 +102,9 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
     taken: list[tuple[dict, int]] = []
     now: Any = None  # the database's clock, from the first stock update
     for index, line in ordered:
-        with closing(run(connection, _TAKE_STOCK_SQL, {"b_id": line["item_id"], "b_q": line["quantity"]})) as cursor:
+        with closing(
+            run(connection, _TAKE_STOCK_SQL, {"b_id": line["item_id"], "b_q": line["quantity"]})
+        ) as cursor:
             row = cursor.fetchone()
         if row is None:
             _refuse(session, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
@@ -107,45 +113,85 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
     total = sum(line["quantity"] * price for line, price in taken)
     step_up = total >= settings.otp_threshold
     values = {
-        "user_id": user_id, "total": total, "currency": settings.currency,
+        "user_id": user_id,
+        "total": total,
+        "currency": settings.currency,
         "status": "awaiting_otp" if step_up else "paid",
         "paid_at": None if step_up else now,
         "confirm_by": now + timedelta(seconds=settings.transaction_confirm_seconds) if step_up else None,
     }
-    with closing(run(connection, _RECORD_SQL, {**values, "item_ids": [line["item_id"] for line, _ in taken],
-                                               "quantities": [line["quantity"] for line, _ in taken],
-                                               "prices": [price for _, price in taken]})) as cursor:
+    with closing(
+        run(
+            connection,
+            _RECORD_SQL,
+            {
+                **values,
+                "item_ids": [line["item_id"] for line, _ in taken],
+                "quantities": [line["quantity"] for line, _ in taken],
+                "prices": [price for _, price in taken],
+            },
+        )
+    ) as cursor:
         sale_id, created_at = cursor.fetchone()
-    return Sale(id=sale_id, created_at=created_at, **values, lines=[
-        SaleLine(line["item_id"], line["quantity"], price) for line, price in taken])
+    return Sale(
+        id=sale_id,
+        created_at=created_at,
+        **values,
+        lines=[SaleLine(line["item_id"], line["quantity"], price) for line, price in taken],
+    )
 
 
-def _refuse(session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int],
-            failed_index: int) -> NoReturn:
+def _refuse(
+    session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int
+) -> NoReturn:
     """Explain why a line could not be filled: unknown or removed items (422), else short stock (409)."""
     ids = [line["item_id"] for _, line in ordered]
-    rows = {r.id: r for r in session.execute(
-        select(Item.id, Item.stock, Item.deleted_at).where(Item.id.in_(ids)))}
-    missing = [(i, line) for i, line in ordered if line["item_id"] not in rows or rows[line["item_id"]].deleted_at]
+    rows = {
+        r.id: r for r in session.execute(select(Item.id, Item.stock, Item.deleted_at).where(Item.id.in_(ids)))
+    }
+    missing = [
+        (i, line) for i, line in ordered if line["item_id"] not in rows or rows[line["item_id"]].deleted_at
+    ]
     if missing:
         raise Unprocessable(
-            "Some lines name items that are not in the catalogue.", code="unknown_item",
-            details={"fields": {"lines": {str(i): {"item_id": [f"Item {line['item_id']} does not exist or was "
-                                                               "removed from the catalogue."]}
-                                          for i, line in missing}},
-                     "item_ids": [line["item_id"] for _, line in missing]})
+            "Some lines name items that are not in the catalogue.",
+            code="unknown_item",
+            details={
+                "fields": {
+                    "lines": {
+                        str(i): {
+                            "item_id": [
+                                f"Item {line['item_id']} does not exist or was removed from the catalogue."
+                            ]
+                        }
+                        for i, line in missing
+                    }
+                },
+                "item_ids": [line["item_id"] for _, line in missing],
+            },
+        )
     short = []
     for i, line in ordered:
         # This transaction already took the earlier lines; what was there is what it sees plus that.
         available = rows[line["item_id"]].stock + taken.get(line["item_id"], 0)
         if available < line["quantity"] or i == failed_index:
-            short.append({"index": i, "item_id": line["item_id"], "requested": line["quantity"],
-                          "available": available})
-    raise Conflict("Not enough stock for some lines; nothing was taken.", code="insufficient_stock",
-                   details={"lines": short})
+            short.append(
+                {
+                    "index": i,
+                    "item_id": line["item_id"],
+                    "requested": line["quantity"],
+                    "available": available,
+                }
+            )
+    raise Conflict(
+        "Not enough stock for some lines; nothing was taken.",
+        code="insufficient_stock",
+        details={"lines": short},
+    )
 
 
 # --- idempotency keys ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -161,15 +207,20 @@ def check_key(key: str | None) -> str | None:
         return None
     # Printable only: a control character could not be stored and would never be sent on purpose.
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
-                         code="invalid_idempotency_key", details={"length": len(key)})
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            code="invalid_idempotency_key",
+            details={"length": len(key)},
+        )
     return key
 
 
 def fingerprint(lines: list[dict]) -> str:
     """SHA-256 of the canonical purchase: lines sorted by item, keys sorted, no whitespace."""
-    canonical = sorted(({"item_id": line["item_id"], "quantity": line["quantity"]} for line in lines),
-                       key=lambda line: line["item_id"])
+    canonical = sorted(
+        ({"item_id": line["item_id"], "quantity": line["quantity"]} for line in lines),
+        key=lambda line: line["item_id"],
+    )
     raw = json.dumps({"lines": canonical}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -179,8 +230,9 @@ def error_body(error: ApiError) -> dict:
     return {"error": {"code": error.code, "message": error.message, "details": error.details}}
 
 
-def purchase_once(session: Session, user_id: int, key: str, lines: list[dict],
-                  serialize: Callable[[Sale], dict]) -> Outcome:
+def purchase_once(
+    session: Session, user_id: int, key: str, lines: list[dict], serialize: Callable[[Sale], dict]
+) -> Outcome:
     """Run a purchase under an Idempotency-Key: the first request decides, every later one replays.
 
     The key row is inserted first, in the purchase's own database transaction: a parallel request
@@ -189,12 +241,20 @@ def purchase_once(session: Session, user_id: int, key: str, lines: list[dict],
     ttl = timedelta(seconds=get_settings().idempotency_ttl_seconds)
     digest = fingerprint(lines)
     table = cast(Table, IdempotencyKey.__table__)
-    claim: Any = insert(table).values(user_id=user_id, key=key, fingerprint=digest, expires_at=func.now() + ttl)
+    claim: Any = insert(table).values(
+        user_id=user_id, key=key, fingerprint=digest, expires_at=func.now() + ttl
+    )
     # An expired key is free again: take its row over in the same statement.
     claim = claim.on_conflict_do_update(
         index_elements=[table.c.user_id, table.c.key],
-        set_={"fingerprint": claim.excluded.fingerprint, "expires_at": claim.excluded.expires_at,
-              "created_at": func.now(), "response_status": None, "response_body": None, "transaction_id": None},
+        set_={
+            "fingerprint": claim.excluded.fingerprint,
+            "expires_at": claim.excluded.expires_at,
+            "created_at": func.now(),
+            "response_status": None,
+            "response_body": None,
+            "transaction_id": None,
+        },
         where=table.c.expires_at <= func.now(),
     ).returning(table.c.id)
     key_id = session.execute(claim).scalar()
@@ -209,36 +269,58 @@ def purchase_once(session: Session, user_id: int, key: str, lines: list[dict],
         if error.status not in STORED_ERROR_STATUSES:
             raise
         status, body = error.status, error_body(error)
-    session.execute(update(table).where(table.c.id == key_id).values(
-        response_status=status, response_body=body, transaction_id=transaction_id))
+    session.execute(
+        update(table)
+        .where(table.c.id == key_id)
+        .values(response_status=status, response_body=body, transaction_id=transaction_id)
+    )
     return Outcome(status, body, replayed=False)
 
 
 def _replay(session: Session, user_id: int, key: str, digest: str) -> Outcome:
     row = session.execute(
-        select(IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)).first()
+        select(
+            IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body
+        ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    ).first()
     if row is None or row.response_status is None:
-        raise Conflict("A request with this Idempotency-Key is still being processed; retry shortly.",
-                       code="idempotency_in_flight")
+        raise Conflict(
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            code="idempotency_in_flight",
+        )
     if row.fingerprint != digest:
-        raise Unprocessable("This Idempotency-Key was used with a different request body; use a new key.",
-                            code="idempotency_key_reused")
+        raise Unprocessable(
+            "This Idempotency-Key was used with a different request body; use a new key.",
+            code="idempotency_key_reused",
+        )
     return Outcome(row.response_status, row.response_body, replayed=True)
 
 
 def delete_expired_keys(session: Session, limit: int) -> int:
     """Forget up to `limit` idempotency keys past their expiry."""
-    batch = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= func.now()).limit(limit) \
-        .with_for_update(skip_locked=True).scalar_subquery()
+    batch = (
+        select(IdempotencyKey.id)
+        .where(IdempotencyKey.expires_at <= func.now())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     table = cast(Table, IdempotencyKey.__table__)
     return cast(CursorResult, session.execute(delete(table).where(table.c.id.in_(batch)))).rowcount
 
 
 # --- reading -----------------------------------------------------------------------------------------
 
-def list_transactions(session: Session, principal, *, page: int, per_page: int, user_id: int | None = None,
-                      status: str | None = None) -> list[Transaction]:
+
+def list_transactions(
+    session: Session,
+    principal,
+    *,
+    page: int,
+    per_page: int,
+    user_id: int | None = None,
+    status: str | None = None,
+) -> list[Transaction]:
     """Newest first: the caller's own, or anyone's (optionally one user's) for an admin."""
     stmt = select(Transaction).order_by(Transaction.id.desc())
     if not principal.is_admin:
@@ -263,7 +345,9 @@ def _lock(session: Session, principal, transaction_id: int):
     """The transaction row, locked until commit, with the database clock; 404 unless visible."""
     row = session.execute(
         select(Transaction, func.now().label("now"), (Transaction.confirm_by <= func.now()).label("overdue"))
-        .where(Transaction.id == transaction_id).with_for_update(of=Transaction)).first()
+        .where(Transaction.id == transaction_id)
+        .with_for_update(of=Transaction)
+    ).first()
     if row is None or not (principal.is_admin or row.Transaction.user_id == principal.user_id):
         raise NotFound("No such transaction.")
     return row.Transaction, row.now, bool(row.overdue)
@@ -271,25 +355,42 @@ def _lock(session: Session, principal, transaction_id: int):
 
 # --- step-up, cancel, expiry -----------------------------------------------------------------------
 
+
 def confirm(session: Session, principal, transaction_id: int, otp_id: uuid.UUID) -> Transaction:
     """Pay an awaiting_otp transaction with a verified confirm_transaction OTP made for it."""
     txn, now, overdue = _lock(session, principal, transaction_id)
     if txn.user_id != principal.user_id:
         raise Forbidden("Only the buyer confirms a purchase.")
     if txn.status == "expired" or (txn.status == "awaiting_otp" and overdue):
-        raise Gone("The confirmation window has closed; the stock was released.", code="transaction_expired",
-                   details={"confirm_by": txn.confirm_by.isoformat() if txn.confirm_by else None})
+        raise Gone(
+            "The confirmation window has closed; the stock was released.",
+            code="transaction_expired",
+            details={"confirm_by": txn.confirm_by.isoformat() if txn.confirm_by else None},
+        )
     if txn.status != "awaiting_otp":
-        raise Conflict(f"The transaction is {txn.status}, not awaiting_otp.", code="transaction_not_awaiting_otp",
-                       details={"status": txn.status})
+        raise Conflict(
+            f"The transaction is {txn.status}, not awaiting_otp.",
+            code="transaction_not_awaiting_otp",
+            details={"status": txn.status},
+        )
     otp = session.get(OtpChallenge, otp_id)
-    if (otp is None or otp.user_id != txn.user_id or otp.purpose != "confirm_transaction"
-            or otp.reference != str(txn.id)):
-        raise Unprocessable("This OTP was not issued to confirm this transaction.", code="otp_mismatch",
-                            details={"fields": {"otp_id": ["Not a confirm_transaction OTP for this transaction."]}})
+    if (
+        otp is None
+        or otp.user_id != txn.user_id
+        or otp.purpose != "confirm_transaction"
+        or otp.reference != str(txn.id)
+    ):
+        raise Unprocessable(
+            "This OTP was not issued to confirm this transaction.",
+            code="otp_mismatch",
+            details={"fields": {"otp_id": ["Not a confirm_transaction OTP for this transaction."]}},
+        )
     if otp.status != "verified":
-        raise Unprocessable("Verify the OTP first (POST /v1/otps/{id}/verify).", code="otp_not_verified",
-                            details={"fields": {"otp_id": ["This OTP is not verified."]}})
+        raise Unprocessable(
+            "Verify the OTP first (POST /v1/otps/{id}/verify).",
+            code="otp_not_verified",
+            details={"fields": {"otp_id": ["This OTP is not verified."]}},
+        )
     txn.status, txn.paid_at, txn.confirm_otp_id = "paid", now, otp.id
     session.flush()
     return txn
@@ -300,8 +401,11 @@ def cancel(session: Session, principal, transaction_id: int) -> Transaction:
     txn, now, overdue = _lock(session, principal, transaction_id)
     if txn.status not in REFUNDABLE or (txn.status == "awaiting_otp" and overdue):
         status = "expired" if txn.status == "awaiting_otp" else txn.status
-        raise Conflict(f"The transaction is {status} and cannot be cancelled.", code="transaction_not_cancellable",
-                       details={"status": status})
+        raise Conflict(
+            f"The transaction is {status} and cannot be cancelled.",
+            code="transaction_not_cancellable",
+            details={"status": status},
+        )
     # The status condition under the row lock is what makes the return happen once.
     return_stock(session, ((line.item_id, line.quantity) for line in txn.lines))
     txn.status, txn.cancelled_at = "cancelled", now
@@ -320,16 +424,27 @@ def return_stock(session: Session, quantities: Iterable[tuple[int, int]]) -> Non
 
 def expire_overdue(session: Session, limit: int) -> int:
     """Expire up to `limit` awaiting_otp transactions past confirm_by and return their stock."""
-    ids = list(session.scalars(
-        select(Transaction.id)
-        .where(Transaction.status == "awaiting_otp", Transaction.confirm_by <= func.now())
-        .order_by(Transaction.confirm_by).limit(limit)
-        .with_for_update(skip_locked=True)))
+    ids = list(
+        session.scalars(
+            select(Transaction.id)
+            .where(Transaction.status == "awaiting_otp", Transaction.confirm_by <= func.now())
+            .order_by(Transaction.confirm_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
     if not ids:
         return 0
-    return_stock(session, session.execute(
-        select(TransactionLine.item_id, TransactionLine.quantity).where(TransactionLine.transaction_id.in_(ids))))
+    return_stock(
+        session,
+        session.execute(
+            select(TransactionLine.item_id, TransactionLine.quantity).where(
+                TransactionLine.transaction_id.in_(ids)
+            )
+        ),
+    )
     table = cast(Table, Transaction.__table__)
-    session.execute(update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp")
-                    .values(status="expired"))
+    session.execute(
+        update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp").values(status="expired")
+    )
     return len(ids)

@@ -1,4 +1,5 @@
 """svc_transaction_worker: expires unconfirmed purchases (returning their stock) and old idempotency keys."""
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
@@ -17,5 +18,9 @@ def tick(session: Session) -> int:
 
 
 def make_worker() -> Worker:
-    return Worker("svc_transaction_worker", tick, service="transaction",
-                  idle_seconds=get_settings().transaction_worker_poll_seconds)
+    return Worker(
+        "svc_transaction_worker",
+        tick,
+        service="transaction",
+        idle_seconds=get_settings().transaction_worker_poll_seconds,
+    )

@@ -1,22 +1,34 @@
 """v1 views of the user service: parse, call service.py, serialize."""
+
 from __future__ import annotations
 
 from flask import after_this_request, request, url_for
 
 from common.errors import ApiError
+from common.paging import offset_page
 from common.security import SESSION_COOKIE
 from common.settings import get_settings
 from common.web import Blueprint, db, require_principal
 from common.web.edge import client_address
-from common.paging import offset_page
 from common.web.schemas import PageArgs, envelope
 from svc_user import service
-from svc_user.schemas import (LoginSchema, SessionCreated, SessionSchema, UserCreate, UserPatch, UserReplace,
-                              UserSchema)
+from svc_user.schemas import (
+    LoginSchema,
+    SessionCreated,
+    SessionSchema,
+    UserCreate,
+    UserPatch,
+    UserReplace,
+    UserSchema,
+)
 
 users = Blueprint("users", __name__, url_prefix="/v1/users", description="Accounts: register, read, change.")
-sessions = Blueprint("sessions", __name__, url_prefix="/v1/sessions",
-                     description="Log in once; the token (bearer or cookie) works on every service.")
+sessions = Blueprint(
+    "sessions",
+    __name__,
+    url_prefix="/v1/sessions",
+    description="Log in once; the token (bearer or cookie) works on every service.",
+)
 
 
 @users.route("", methods=["POST"])
@@ -59,7 +71,9 @@ def get_user(user_id):
 
 def _update(user_id: int, body: dict, replace: bool):
     actor = require_principal()
-    user = service.update_user(db(), actor, user_id, body, replace=replace, current_session_id=actor.session_id)
+    user = service.update_user(
+        db(), actor, user_id, body, replace=replace, current_session_id=actor.session_id
+    )
     db().commit()
     return {"data": user}
 
@@ -121,16 +135,24 @@ def log_in(body):
         attempt = service.begin_login(db(), body["username"], client_address(request.environ))
         # Committed before the password is checked: parallel attempts see it counted (the throttles stay exact).
         db().commit()
-        outcome = service.finish_login(db(), attempt, body["password"],
-                                       user_agent=request.headers.get("User-Agent"))
+        outcome = service.finish_login(
+            db(), attempt, body["password"], user_agent=request.headers.get("User-Agent")
+        )
         db().commit()
     if isinstance(outcome, ApiError):
         raise outcome
 
     @after_this_request
     def _set_cookie(response):
-        response.set_cookie(SESSION_COOKIE, outcome.token, expires=outcome.row.expires_at, path="/",
-                            httponly=True, samesite="Lax", secure=get_settings().is_production)
+        response.set_cookie(
+            SESSION_COOKIE,
+            outcome.token,
+            expires=outcome.row.expires_at,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=get_settings().is_production,
+        )
         return response
 
     return {"data": {"token": outcome.token, "expires_at": outcome.row.expires_at, "user": outcome.user}}, 201
@@ -143,8 +165,14 @@ def current_session():
     """The session this request is authenticated with."""
     actor = require_principal()
     user = service.get_visible_user(db(), actor, actor.user_id)
-    return {"data": {"created_at": actor.created_at, "expires_at": actor.expires_at,
-                     "idle_expires_at": actor.idle_expires_at, "user": user}}
+    return {
+        "data": {
+            "created_at": actor.created_at,
+            "expires_at": actor.expires_at,
+            "idle_expires_at": actor.idle_expires_at,
+            "user": user,
+        }
+    }
 
 
 @sessions.route("/current", methods=["DELETE"])
@@ -157,8 +185,9 @@ def log_out():
 
     @after_this_request
     def _clear_cookie(response):
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax",
-                               secure=get_settings().is_production)
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=get_settings().is_production
+        )
         return response
 
     return "", 204

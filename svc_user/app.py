@@ -1,4 +1,5 @@
 """The user service: the shared factory plus this service's blueprints."""
+
 from common.web import create_app as _create_app
 from svc_user.api_v1 import sessions, users
 from svc_user.passwords import dummy_hash

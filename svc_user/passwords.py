@@ -1,4 +1,5 @@
 """argon2id password hashing with OWASP's minimum parameters (a cheap profile only under test)."""
+
 from __future__ import annotations
 
 import threading
@@ -40,8 +41,9 @@ class HashingBusy(ServiceUnavailable):
 
 
 def _busy() -> HashingBusy:
-    return HashingBusy("Too many password checks at once; try again in a moment.", code="busy",
-                       headers={"Retry-After": "1"})
+    return HashingBusy(
+        "Too many password checks at once; try again in a moment.", code="busy", headers={"Retry-After": "1"}
+    )
 
 
 def _semaphores() -> tuple[threading.BoundedSemaphore, threading.BoundedSemaphore]:

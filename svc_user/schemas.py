@@ -1,4 +1,5 @@
 """Request and response schemas of the user service."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
@@ -6,8 +7,9 @@ from marshmallow import Schema, fields, validate
 from common.db.models.users import ROLES
 from common.web.schemas import StrictSchema, UtcDateTime
 
-USERNAME = validate.Regexp(r"^[A-Za-z0-9_.-]{3,64}$",
-                           error="3 to 64 letters, digits, dots, dashes or underscores.")
+USERNAME = validate.Regexp(
+    r"^[A-Za-z0-9_.-]{3,64}$", error="3 to 64 letters, digits, dots, dashes or underscores."
+)
 PHONE = validate.Regexp(r"^\+?[0-9]{6,20}$", error="6 to 20 digits, optionally starting with +.")
 # Long enough for any passphrase, short enough that hashing it cannot be used to burn CPU.
 PASSWORD = validate.Length(min=8, max=128)

@@ -1,4 +1,5 @@
 """User and session rules: plain functions taking a Session; callers commit."""
+
 from __future__ import annotations
 
 import math
@@ -9,10 +10,18 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from common.db.models import LoginFailure, User, UserSession
-from common.errors import ApiError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from common.errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+from common.principal import Principal
 from common.security import hash_token, new_token
 from common.settings import get_settings
-from common.principal import Principal
 from svc_user.passwords import HashingBusy, admission, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
@@ -23,25 +32,43 @@ CONTACT = ("email", "phone")
 
 def check_password_rules(password: str) -> None:
     if not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
-        raise Unprocessable(details={"fields": {"password": [
-            f"Length must be between {MIN_PASSWORD} and {MAX_PASSWORD} characters."]}})
+        raise Unprocessable(
+            details={
+                "fields": {
+                    "password": [f"Length must be between {MIN_PASSWORD} and {MAX_PASSWORD} characters."]
+                }
+            }
+        )
 
 
-def _ensure_unique(session: Session, *, username: str | None, email: str | None, exclude_id: int | None = None):
+def _ensure_unique(
+    session: Session, *, username: str | None, email: str | None, exclude_id: int | None = None
+):
     """Name the field a duplicate would break; the unique constraints still settle races (409)."""
-    for field, column, value in (("username", func.lower(User.username), username and username.lower()),
-                                 ("email", User.email, email)):
+    for field, column, value in (
+        ("username", func.lower(User.username), username and username.lower()),
+        ("email", User.email, email),
+    ):
         if value is None:
             continue
         stmt = select(User.id).where(column == value)
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if session.execute(stmt).first():
-            raise Conflict(f"That {field} is already registered.", code="already_exists", details={"field": field})
+            raise Conflict(
+                f"That {field} is already registered.", code="already_exists", details={"field": field}
+            )
 
 
-def create_user(session: Session, *, username: str, email: str, password: str, phone: str | None = None,
-                role: str = "customer") -> User:
+def create_user(
+    session: Session,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    phone: str | None = None,
+    role: str = "customer",
+) -> User:
     check_password_rules(password)
     email = email.strip().lower()
     _ensure_unique(session, username=username, email=email)
@@ -65,8 +92,15 @@ def get_visible_user(session: Session, actor: Principal, user_id: int) -> User:
     return user
 
 
-def update_user(session: Session, actor: Principal, user_id: int, changes: dict, *, replace: bool,
-                current_session_id: int | None = None) -> User:
+def update_user(
+    session: Session,
+    actor: Principal,
+    user_id: int,
+    changes: dict,
+    *,
+    replace: bool,
+    current_session_id: int | None = None,
+) -> User:
     """Apply PUT (replace) or PATCH (named fields) to a user, within the actor's rights."""
     user = get_visible_user(session, actor, user_id)
     if "role" in changes and changes["role"] != user.role and not actor.is_admin:
@@ -80,8 +114,11 @@ def update_user(session: Session, actor: Principal, user_id: int, changes: dict,
     # Codes go to the email and phone: whoever holds a session alone must not be able to redirect them.
     if (new_contact or "password" in changes) and (not actor.is_admin or actor.user_id == user.id):
         if not verify_password(user.password_hash, changes.get("current_password") or ""):
-            raise Unprocessable("The current password is wrong.", code="current_password_invalid",
-                                details={"fields": {"current_password": ["Wrong or missing."]}})
+            raise Unprocessable(
+                "The current password is wrong.",
+                code="current_password_invalid",
+                details={"fields": {"current_password": ["Wrong or missing."]}},
+            )
     for field in EDITABLE + ("role",):
         if field in changes:
             setattr(user, field, changes[field])
@@ -159,28 +196,36 @@ def begin_login(session: Session, username: str, client_addr: str | None) -> Log
     waits = []
     for where, setting in _THROTTLES:
         # The threshold-th newest failure still in the window: while it counts, this scope is throttled.
-        oldest_blocking = session.execute(text(f"""
+        oldest_blocking = session.execute(
+            text(f"""
             SELECT EXTRACT(EPOCH FROM at + make_interval(secs => :w) - now()) FROM login_failures
             WHERE {where} AND at > now() - make_interval(secs => :w)
             ORDER BY at DESC OFFSET :n LIMIT 1
-        """), {"u": key, "a": addr, "n": getattr(s, setting) - 1, **window}).scalar()
+        """),
+            {"u": key, "a": addr, "n": getattr(s, setting) - 1, **window},
+        ).scalar()
         if oldest_blocking is not None:
             waits.append(float(oldest_blocking))
     if waits:
         raise TooManyRequests(THROTTLED, code="login_throttled", retry_after=math.ceil(max(waits)))
-    failure_id = session.execute(insert(LoginFailure).values(username=key, client_addr=addr)
-                                 .returning(LoginFailure.id)).scalar_one()
+    failure_id = session.execute(
+        insert(LoginFailure).values(username=key, client_addr=addr).returning(LoginFailure.id)
+    ).scalar_one()
     # Failures past the window count for nothing: a few are cleared on every attempt.
-    session.execute(text("""
+    session.execute(
+        text("""
         DELETE FROM login_failures WHERE id IN (
             SELECT id FROM login_failures WHERE at < now() - make_interval(secs => :w)
             ORDER BY at LIMIT 100 FOR UPDATE SKIP LOCKED)
-    """), window)
+    """),
+        window,
+    )
     return LoginAttempt(key, addr, failure_id)
 
 
-def finish_login(session: Session, attempt: LoginAttempt, password: str, *,
-                 user_agent: str | None) -> Login | ApiError:
+def finish_login(
+    session: Session, attempt: LoginAttempt, password: str, *, user_agent: str | None
+) -> Login | ApiError:
     """Check the password of a counted attempt and open a session, or return the error to answer with.
 
     Errors are returned, not raised: what this changes in the failure counts must be committed although
@@ -198,30 +243,43 @@ def finish_login(session: Session, attempt: LoginAttempt, password: str, *,
     if not right or user is None:
         return Unauthorized(BAD_LOGIN, code="invalid_credentials")
     # The owner got in from this address: its failures against this account no longer count.
-    session.execute(delete(LoginFailure).where(LoginFailure.username == attempt.username,
-                                               LoginFailure.client_addr == attempt.client_addr))
+    session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.username == attempt.username, LoginFailure.client_addr == attempt.client_addr
+        )
+    )
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     token, row = start_session(session, user, client_addr=attempt.client_addr, user_agent=user_agent)
     return Login(token, row, user)
 
 
-def start_session(session: Session, user: User, *, client_addr: str | None = None,
-                  user_agent: str | None = None) -> tuple[str, UserSession]:
+def start_session(
+    session: Session, user: User, *, client_addr: str | None = None, user_agent: str | None = None
+) -> tuple[str, UserSession]:
     """A new login for user: returns the bearer token (shown once) and its row."""
     settings = get_settings()
     now = session.execute(select(func.now())).scalar_one()
     token = new_token()
     absolute = now + timedelta(seconds=settings.session_absolute_seconds)
     row = UserSession(
-        token_hash=hash_token(token), user_id=user.id, created_at=now, last_seen_at=now, expires_at=absolute,
+        token_hash=hash_token(token),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=absolute,
         idle_expires_at=min(now + timedelta(seconds=settings.session_idle_seconds), absolute),
-        client_addr=(client_addr or "")[:64] or None, user_agent=(user_agent or "")[:512] or None)
+        client_addr=(client_addr or "")[:64] or None,
+        user_agent=(user_agent or "")[:512] or None,
+    )
     session.add(row)
     session.flush()
     return token, row
 
 
 def end_session(session: Session, session_id: int) -> None:
-    session.execute(update(UserSession).where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
-                    .values(revoked_at=func.now()))
+    session.execute(
+        update(UserSession)
+        .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )

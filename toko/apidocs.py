@@ -1,4 +1,5 @@
 """docs/api.md, written from the five services' OpenAPI documents (`toko api-docs`; a test checks it)."""
+
 from __future__ import annotations
 
 import importlib
@@ -69,17 +70,26 @@ def _operation(method: str, path: str, op: dict) -> list[str]:
     security = op.get("security")
     needs = ""
     if security:
-        needs = " — admin" if "403" in op["responses"] and "Not an admin" in \
-            op["responses"]["403"].get("description", "") else " — session"
-    lines = [f"### `{method.upper()} {path}`{needs}", "", _cell(op.get("summary")) + f" (`{op['operationId']}`)"]
+        needs = (
+            " — admin"
+            if "403" in op["responses"] and "Not an admin" in op["responses"]["403"].get("description", "")
+            else " — session"
+        )
+    lines = [
+        f"### `{method.upper()} {path}`{needs}",
+        "",
+        _cell(op.get("summary")) + f" (`{op['operationId']}`)",
+    ]
     if op.get("description"):
         lines += ["", op["description"].strip()]
     params = op.get("parameters", [])
     if params:
         lines += ["", "| parameter | in | type | required | |", "|---|---|---|---|---|"]
         for p in params:
-            lines.append(f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | "
-                         f"{'yes' if p.get('required') else 'no'} | {_cell(p.get('description'))} |")
+            lines.append(
+                f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}))} | "
+                f"{'yes' if p.get('required') else 'no'} | {_cell(p.get('description'))} |"
+            )
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
     if body:
         lines += ["", f"Body: `{_type(body)}`."]
@@ -116,8 +126,14 @@ def render(docs: dict[str, dict]) -> str:
     out = [INTRO]
     for service, document in docs.items():
         info = document["info"]
-        out += [f"## {service} (`svc_{service}`, port {DEFAULT_PORTS[service]}, `TOKO_{service.upper()}_PORT`)",
-                "", f"{info.get('description', '').strip()}", "", f"Document version {info['version']}.", ""]
+        out += [
+            f"## {service} (`svc_{service}`, port {DEFAULT_PORTS[service]}, `TOKO_{service.upper()}_PORT`)",
+            "",
+            f"{info.get('description', '').strip()}",
+            "",
+            f"Document version {info['version']}.",
+            "",
+        ]
         for path, item in document["paths"].items():
             if path in ("/healthz", "/readyz"):
                 continue

@@ -1,4 +1,5 @@
 """The `toko` command: migrations, operators' accounts, demo data, workers."""
+
 from __future__ import annotations
 
 import sys
@@ -10,22 +11,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from common.db.session import driver_url, session_scope
-from toko.demo import DEMO_ADMIN
 from common.settings import SettingsError, get_settings
+from toko.demo import DEMO_ADMIN
 
 
 def database_problem(exc: DBAPIError, database_url: str) -> str:
     """What failed, where, and what to do, in two lines instead of a traceback."""
     url = make_url(driver_url(database_url))
     where = f"{url.host or 'localhost'}:{url.port or 5432}, database {url.database!r} as {url.username!r}"
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = (
+        str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if str(exc).strip()
+        else type(exc).__name__
+    )
     lowered = reason.lower()
     if "does not exist" in lowered and "database" in lowered:
         advice = "create it with `toko db-ensure` (make run does)"
     elif "password authentication failed" in lowered or "no password supplied" in lowered:
         advice = "check the user and password in DATABASE_URL"
-    elif "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered \
-            or "could not translate host name" in lowered:
+    elif (
+        "connection refused" in lowered
+        or "could not connect" in lowered
+        or "timeout" in lowered
+        or "could not translate host name" in lowered
+    ):
         advice = "start PostgreSQL there (scripts/pg-up) or point DATABASE_URL at a running server"
     elif "permission denied" in lowered:
         advice = "run it as a role with the needed rights (DATABASE_URL names the schema's owner)"
@@ -42,15 +51,18 @@ class TokoGroup(click.Group):
             return super().invoke(ctx)
         except DBAPIError as exc:
             command = ctx.invoked_subcommand or ""
-            raise click.ClickException(f"toko {command} failed: {database_problem(exc, get_settings().database_url)}"
-                                       ) from None
+            raise click.ClickException(
+                f"toko {command} failed: {database_problem(exc, get_settings().database_url)}"
+            ) from None
 
 
 def _explain(exc) -> str:
     """An ApiError as one sentence: its message plus each field's complaints."""
     fields = (exc.details or {}).get("fields") or {}
-    complaints = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                           for name, msgs in fields.items())
+    complaints = "; ".join(
+        f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+        for name, msgs in fields.items()
+    )
     return f"{exc.message} ({complaints})" if complaints else exc.message
 
 
@@ -67,12 +79,14 @@ def main() -> None:
 def db_ensure() -> None:
     """Create the database named by DATABASE_URL when it does not exist."""
     url = make_url(driver_url(get_settings().database_url))
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 3})
+    admin = create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
         with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                  {"n": url.database}).scalar()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            ).scalar()
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{url.database}"'))
                 click.echo(f"created database {url.database}")
@@ -106,8 +120,14 @@ def create_user_cmd(username: str, password: str, role: str, email: str | None, 
 
     try:
         with session_scope() as session:
-            user = create_user(session, username=username, email=email or f"{username}@toko.local",
-                               password=password, phone=phone, role=role)
+            user = create_user(
+                session,
+                username=username,
+                email=email or f"{username}@toko.local",
+                password=password,
+                phone=phone,
+                role=role,
+            )
             click.echo(f"created {role} {user.username} (id {user.id})")
     except ApiError as exc:
         raise click.ClickException(_explain(exc)) from None
@@ -127,7 +147,9 @@ def worker(service: str) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the services listen.")
-@click.option("--item-id", type=int, default=None, help="The item everyone buys (default: a cheap one in stock).")
+@click.option(
+    "--item-id", type=int, default=None, help="The item everyone buys (default: a cheap one in stock)."
+)
 def demo(host: str, item_id: int | None) -> None:
     """Play the seed's story (dwi buys 10 times, will 50, eko cannot log in) against the running services."""
     import requests
@@ -140,8 +162,11 @@ def demo(host: str, item_id: int | None) -> None:
         for username, password, _ in STORY[:2]:
             player.ensure_customer(username, password)
         needed = sum(n for _, _, n in STORY)
-        item = (requests.get(f"http://{host}:{ports['item']}/v1/items/{item_id}", timeout=10).json()["data"]
-                if item_id else player.pick_item(get_settings().otp_threshold, needed))
+        item = (
+            requests.get(f"http://{host}:{ports['item']}/v1/items/{item_id}", timeout=10).json()["data"]
+            if item_id
+            else player.pick_item(get_settings().otp_threshold, needed)
+        )
         player.play(item)
     except (requests.RequestException, RuntimeError) as exc:
         raise click.ClickException(f"{exc} (are the services running? `make run`)") from None
@@ -162,15 +187,23 @@ def api_docs(check: bool) -> None:
     click.echo(f"wrote {PATH}")
 
 
-_CONFIG = click.option("-c", "--config", "config", default="supervisord.conf", show_default=True,
-                       type=click.Path(dir_okay=False, path_type=Path), help="The supervisord configuration.")
+_CONFIG = click.option(
+    "-c",
+    "--config",
+    "config",
+    default="supervisord.conf",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The supervisord configuration.",
+)
 
 
 @main.command()
 @_CONFIG
 def preflight(config: Path) -> None:
     """Refuse to start when toko already runs here or a port it needs is taken (make run's first step)."""
-    from toko.launch import LaunchError, Supervisor, preflight as check
+    from toko.launch import LaunchError, Supervisor
+    from toko.launch import preflight as check
 
     try:
         check(get_settings(), Supervisor(config))
@@ -182,7 +215,8 @@ def preflight(config: Path) -> None:
 @_CONFIG
 def supervise(config: Path) -> None:
     """Run every program under supervisord in the foreground; exit 1 when one cannot start."""
-    from toko.launch import LaunchError, Supervisor, supervise as run
+    from toko.launch import LaunchError, Supervisor
+    from toko.launch import supervise as run
 
     try:
         status = run(get_settings(), Supervisor(config), echo=click.echo)
@@ -202,7 +236,9 @@ def gateway() -> None:
 
 
 @main.command()
-@click.option("--user", default=None, help="Started as root, run as this system user (PgBouncer refuses root).")
+@click.option(
+    "--user", default=None, help="Started as root, run as this system user (PgBouncer refuses root)."
+)
 def pgbouncer(user: str | None) -> None:
     """Run PgBouncer (transaction pooling) in the foreground, in front of DATABASE_URL's server."""
     from pathlib import Path
@@ -214,8 +250,11 @@ def pgbouncer(user: str | None) -> None:
 
 DEMO_CUSTOMERS = [("dwi", "dwi-password-123"), ("will", "will-password-123")]
 DEMO_CATALOGUE = {
-    "Sembako": [("BRS-5KG", "Beras 5 kg", 75000, 500), ("MYK-2L", "Minyak goreng 2 L", 38000, 500),
-                ("GLA-1KG", "Gula pasir 1 kg", 17000, 800)],
+    "Sembako": [
+        ("BRS-5KG", "Beras 5 kg", 75000, 500),
+        ("MYK-2L", "Minyak goreng 2 L", 38000, 500),
+        ("GLA-1KG", "Gula pasir 1 kg", 17000, 800),
+    ],
     "Elektronik": [("HP-A15", "Ponsel A15", 2499000, 50), ("EARBUD-1", "Earbud nirkabel", 299000, 200)],
     "Pakaian": [("BTK-M", "Kemeja batik M", 185000, 120), ("SRG-L", "Sarung L", 95000, 150)],
 }
@@ -233,7 +272,9 @@ def seed_demo(if_empty: bool) -> None:
             click.echo("database already has data; not seeding")
             return
         username, password = DEMO_ADMIN
-        create_user(session, username=username, email=f"{username}@toko.local", password=password, role="admin")
+        create_user(
+            session, username=username, email=f"{username}@toko.local", password=password, role="admin"
+        )
         for name, pw in DEMO_CUSTOMERS:
             create_user(session, username=name, email=f"{name}@toko.local", password=pw)
         for category_name, items in DEMO_CATALOGUE.items():

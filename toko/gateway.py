@@ -5,6 +5,7 @@ port (TOKO_<NAME>_PORT) and on the gateway port (TOKO_GATEWAY_PORT), buffers who
 worker thread sees them (slow clients cost nginx a connection, not gunicorn a thread), sets X-Real-IP
 and X-Request-ID for the app, and answers its own and upstream failures in the contract's envelope.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,10 @@ _REQUEST_ID_MAP = """    map $http_x_request_id $toko_request_id {
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
 STOREFRONT_TYPES = "text/html html; text/css css; text/javascript js; image/svg+xml svg; image/png png;"
 # Nothing from another origin: the page, its scripts, styles and images all come from this one.
-STOREFRONT_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                  "form-action 'self'; frame-ancestors 'none'")
+STOREFRONT_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def run_dir(root: Path | None = None) -> Path:
@@ -73,8 +76,9 @@ def socket_path(service: str, root: Path | None = None) -> Path:
     """The unix socket a service's gunicorn binds and nginx proxies to."""
     path = run_dir(root).resolve() / f"svc_{service}.sock"
     if len(os.fsencode(str(path))) > _SUN_PATH_MAX:
-        raise SystemExit(f"the socket path {path} is longer than {_SUN_PATH_MAX} bytes: run toko from a "
-                         "shorter directory")
+        raise SystemExit(
+            f"the socket path {path} is longer than {_SUN_PATH_MAX} bytes: run toko from a shorter directory"
+        )
     return path
 
 
@@ -84,8 +88,10 @@ def upstream_servers(settings: Settings, service: str, root: Path | None = None)
     if not settings.gateway_hosts:
         return [f"unix:{socket_path(service, root)}"]
     check = f"max_fails={settings.gateway_max_fails} fail_timeout={settings.gateway_fail_timeout_seconds}s"
-    return [f"{host if ':' in host else f'{host}:{settings.gateway_port}'} {check}"
-            for host in settings.gateway_hosts]
+    return [
+        f"{host if ':' in host else f'{host}:{settings.gateway_port}'} {check}"
+        for host in settings.gateway_hosts
+    ]
 
 
 def _json(status: int, code: str, message: str, details: str = "{}") -> str:
@@ -97,8 +103,12 @@ def _json(status: int, code: str, message: str, details: str = "{}") -> str:
 def _own_headers(extra: dict | None = None) -> str:
     """Headers on every response nginx makes itself (add_header does not inherit into a location that
     has its own, so each such location gets the whole set)."""
-    headers = {"X-Request-ID": "$toko_request_id", "X-Content-Type-Options": "nosniff",
-               "Cache-Control": "no-store", **(extra or {})}
+    headers = {
+        "X-Request-ID": "$toko_request_id",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+        **(extra or {}),
+    }
     return " ".join(f"add_header {name} {value} always;" for name, value in headers.items())
 
 
@@ -109,14 +119,18 @@ def _error_locations() -> str:
     for source, (status, code, message) in EDGE_ERRORS.items():
         details = '{"request_id": "$toko_request_id"}' if status == 500 else "{}"
         extra = {"Retry-After": "1"} if status == 503 else None
-        lines.append(f"        location = {_ERROR_URI}{source} {{ internal; default_type application/json; "
-                     f"{_own_headers(extra)} return {status} {_json(status, code, message, details)}; }}")
+        lines.append(
+            f"        location = {_ERROR_URI}{source} {{ internal; default_type application/json; "
+            f"{_own_headers(extra)} return {status} {_json(status, code, message, details)}; }}"
+        )
     return "\n".join(lines)
 
 
 def _error_pages(indent: str = "    ", sep: str = "\n") -> str:
-    return sep.join(f"{indent}error_page {source} ={status} {_ERROR_URI}{source};"
-                    for source, (status, _, _) in EDGE_ERRORS.items())
+    return sep.join(
+        f"{indent}error_page {source} ={status} {_ERROR_URI}{source};"
+        for source, (status, _, _) in EDGE_ERRORS.items()
+    )
 
 
 # In front of several hosts, retrying on another host is safe for reads, and for a POST only under an
@@ -134,20 +148,24 @@ def _balanced_route(match: str, service: str) -> str:
 
     A location with an error_page of its own inherits none, so it repeats the envelope pages.
     """
-    return (f"        location {match} {{ {_error_pages('', ' ')} error_page 418 = @svc_{service}_once; "
-            f"if ($toko_once) {{ return 418; }} {_proxy(f'svc_{service}')} }}")
+    return (
+        f"        location {match} {{ {_error_pages('', ' ')} error_page 418 = @svc_{service}_once; "
+        f"if ($toko_once) {{ return 418; }} {_proxy(f'svc_{service}')} }}"
+    )
 
 
 def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
     """proxy_pass with the headers the app relies on (a location's proxy_set_header replaces all
     inherited ones, so every proxying location carries the whole set)."""
-    return (f"proxy_pass http://{upstream}{path}; "
-            "proxy_set_header Host $http_host; "
-            "proxy_set_header Connection \"\"; "
-            "proxy_set_header X-Real-IP $remote_addr; "
-            "proxy_set_header X-Request-ID $toko_request_id; "
-            f"proxy_set_header X-Forwarded-Prefix \"{prefix}\"; "
-            "proxy_set_header X-Forwarded-For \"\";")
+    return (
+        f"proxy_pass http://{upstream}{path}; "
+        "proxy_set_header Host $http_host; "
+        'proxy_set_header Connection ""; '
+        "proxy_set_header X-Real-IP $remote_addr; "
+        "proxy_set_header X-Request-ID $toko_request_id; "
+        f'proxy_set_header X-Forwarded-Prefix "{prefix}"; '
+        'proxy_set_header X-Forwarded-For "";'
+    )
 
 
 def _service_server(settings: Settings, service: str) -> str:
@@ -162,12 +180,19 @@ def _storefront() -> str:
     """web/ at /: any path that is not one of its files is the 404 envelope, any method but GET or HEAD
     the 405 one. File names carry no content hash (no build step), so browsers revalidate every file
     with its ETag (`no-cache`): after an upgrade no page mixes old and new modules."""
-    headers = _own_headers({"Cache-Control": "no-cache", "Content-Security-Policy": f'"{STOREFRONT_CSP}"',
-                            "Referrer-Policy": "same-origin"})
-    return (f"        location / {{ root {WEB_ROOT}; try_files $uri $uri/index.html =404; "
-            f"types {{ {STOREFRONT_TYPES} }} default_type application/octet-stream; charset utf-8; "
-            f"charset_types text/css text/javascript image/svg+xml; "
-            f"gzip_types text/css text/javascript image/svg+xml; {headers} }}")
+    headers = _own_headers(
+        {
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": f'"{STOREFRONT_CSP}"',
+            "Referrer-Policy": "same-origin",
+        }
+    )
+    return (
+        f"        location / {{ root {WEB_ROOT}; try_files $uri $uri/index.html =404; "
+        f"types {{ {STOREFRONT_TYPES} }} default_type application/octet-stream; charset utf-8; "
+        f"charset_types text/css text/javascript image/svg+xml; "
+        f"gzip_types text/css text/javascript image/svg+xml; {headers} }}"
+    )
 
 
 def _gateway_server(settings: Settings, var_dir: Path) -> str:
@@ -175,16 +200,22 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
     for service, prefixes in ROUTES.items():
         if settings.gateway_hosts:
             locations += [_balanced_route(match, service) for match in (*prefixes, f"/_{service}/")]
-            locations.append(f"        location @svc_{service}_once {{ {_proxy(f'svc_{service}')} "
-                             "proxy_next_upstream off; }")
+            locations.append(
+                f"        location @svc_{service}_once {{ {_proxy(f'svc_{service}')} "
+                "proxy_next_upstream off; }"
+            )
             continue
         for prefix in prefixes:
             locations.append(f"        location {prefix} {{ {_proxy(f'svc_{service}')} }}")
-        locations.append(f"        location /_{service}/ {{ {_proxy(f'svc_{service}', f'/_{service}', '/')} }}")
+        locations.append(
+            f"        location /_{service}/ {{ {_proxy(f'svc_{service}', f'/_{service}', '/')} }}"
+        )
     if settings.gateway_hosts:
-        locations.append(f"        proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;\n"
-                         f"        proxy_next_upstream_timeout {settings.edge_read_timeout}s;\n"
-                         "        recursive_error_pages on;")
+        locations.append(
+            f"        proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;\n"
+            f"        proxy_next_upstream_timeout {settings.edge_read_timeout}s;\n"
+            "        recursive_error_pages on;"
+        )
     operator = "|".join(OPERATOR_PATHS)
     services = "|".join(ROUTES)
     not_found = _json(404, "not_found", "No service serves this path.")
@@ -207,8 +238,14 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
     }}"""
 
 
-def render_config(settings: Settings, var_dir: Path, root: Path | None = None, *,
-                  services: tuple | None = None, gateway: bool = True) -> str:
+def render_config(
+    settings: Settings,
+    var_dir: Path,
+    root: Path | None = None,
+    *,
+    services: tuple | None = None,
+    gateway: bool = True,
+) -> str:
     """nginx.conf for the service ports and the gateway; `root` is where var/run (the sockets) lives.
 
     `services` (default: all) are the services whose own port nginx serves; `gateway` adds the gateway.
@@ -220,11 +257,15 @@ def render_config(settings: Settings, var_dir: Path, root: Path | None = None, *
         + (f"zone svc_{service} 64k; " if settings.gateway_hosts else "")
         + " ".join(f"server {server};" for server in upstream_servers(settings, service, root))
         + " keepalive 16; keepalive_timeout 50s; }"
-        for service in settings.ports)
+        for service in settings.ports
+    )
     # A gateway in front of several hosts serves no service port of its own; a host behind one believes
     # the client address the gateway sends (X-Real-IP) when the peer is one of TOKO_TRUSTED_PROXIES.
-    servers = "" if settings.gateway_hosts else "\n".join(
-        _service_server(settings, service) for service in (services or settings.ports))
+    servers = (
+        ""
+        if settings.gateway_hosts
+        else "\n".join(_service_server(settings, service) for service in (services or settings.ports))
+    )
     balancing = _RETRY_MAP if settings.gateway_hosts else ""
     realip = "".join(f"    set_real_ip_from {proxy};\n" for proxy in settings.trusted_proxies)
     if realip:

@@ -4,6 +4,7 @@ A port taken by another program, or a toko already running from the same folder,
 anything starts. Once supervisord runs, a program that cannot start goes FATAL (its `startsecs` exceeds
 gunicorn's and nginx's bind retries): the whole run then stops with that program's last log lines.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from toko.demo import DEMO_ADMIN
 from common.settings import SERVICES, Settings
+from toko.demo import DEMO_ADMIN
 
 LOG_LINES = 20
 
@@ -70,8 +71,9 @@ class Supervisor:
 
     def status_text(self) -> str:
         ctl = Path(sys.executable).with_name("supervisorctl")
-        result = subprocess.run([str(ctl), "-c", str(self.config), "status"], capture_output=True, text=True,
-                                timeout=30)
+        result = subprocess.run(
+            [str(ctl), "-c", str(self.config), "status"], capture_output=True, text=True, timeout=30
+        )
         return result.stdout.rstrip()
 
     def log_tail(self, program: str, lines: int = LOG_LINES) -> str:
@@ -144,11 +146,15 @@ def check_ports(settings: Settings) -> list[str]:
             continue
         if error.errno == errno.EADDRINUSE:
             holder = port_holder(port) or f"another program (`ss -ltnp 'sport = :{port}'` shows which)"
-            problems.append(f"port {settings.bind_host}:{port} ({setting}, for {program}) is taken by {holder}: "
-                            f"stop it or set {setting} to a free port")
+            problems.append(
+                f"port {settings.bind_host}:{port} ({setting}, for {program}) is taken by {holder}: "
+                f"stop it or set {setting} to a free port"
+            )
         else:
-            problems.append(f"cannot listen on {settings.bind_host}:{port} ({setting}, for {program}): "
-                            f"{error.strerror}; check TOKO_BIND_HOST")
+            problems.append(
+                f"cannot listen on {settings.bind_host}:{port} ({setting}, for {program}): "
+                f"{error.strerror}; check TOKO_BIND_HOST"
+            )
     return problems
 
 
@@ -156,9 +162,11 @@ def preflight(settings: Settings, supervisor: Supervisor) -> None:
     """Raise LaunchError when toko already runs from this folder or one of its ports is taken."""
     pid = supervisor.running_pid()
     if pid is not None:
-        raise LaunchError(f"toko is already running here (supervisord pid {pid}, {supervisor.config}):\n"
-                          f"{supervisor.status_text()}\n"
-                          f"Stop it first: .venv/bin/supervisorctl -c {supervisor.config.name} shutdown")
+        raise LaunchError(
+            f"toko is already running here (supervisord pid {pid}, {supervisor.config}):\n"
+            f"{supervisor.status_text()}\n"
+            f"Stop it first: .venv/bin/supervisorctl -c {supervisor.config.name} shutdown"
+        )
     problems = check_ports(settings)
     if problems:
         raise LaunchError("toko cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -167,12 +175,16 @@ def preflight(settings: Settings, supervisor: Supervisor) -> None:
 def banner(settings: Settings) -> str:
     host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
     width = max(len(s) for s in SERVICES)
-    lines = ["toko is starting (nginx holds every port below; the services listen on unix sockets in var/run):"]
+    lines = [
+        "toko is starting (nginx holds every port below; the services listen on unix sockets in var/run):"
+    ]
     for service in SERVICES:
         base = f"http://{host}:{settings.ports[service]}"
         lines.append(f"  {service:<{width}}  {base}   docs {base}/docs")
     gateway = f"http://{host}:{settings.gateway_port}"
-    lines.append(f"  {'gateway':<{width}}  {gateway}/   the storefront, every service by path, all five docs at /docs/")
+    lines.append(
+        f"  {'gateway':<{width}}  {gateway}/   the storefront, every service by path, all five docs at /docs/"
+    )
     lines.append(f"  admin login (demo data): {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
     lines.append("  logs in var/log/; Ctrl-C stops everything")
     return "\n".join(lines)
@@ -187,7 +199,9 @@ def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], 
     """
     pid = supervisor.running_pid()
     if pid is not None:
-        raise LaunchError(f"toko is already running here (supervisord pid {pid}):\n{supervisor.status_text()}")
+        raise LaunchError(
+            f"toko is already running here (supervisord pid {pid}):\n{supervisor.status_text()}"
+        )
     supervisor.log_dir.mkdir(parents=True, exist_ok=True)
     echo(banner(settings))
     supervisord = Path(sys.executable).with_name("supervisord")
@@ -220,12 +234,16 @@ def _watch(supervisor: Supervisor, process: subprocess.Popen, echo) -> list[str]
         fatal = sorted(name for name, state in states.items() if state == "FATAL")
         if fatal:
             for name in fatal:
-                echo(f"{name} could not start (FATAL). The last lines of "
-                     f"{supervisor.log_dir / (name + '.log')}:\n{supervisor.log_tail(name)}")
+                echo(
+                    f"{name} could not start (FATAL). The last lines of "
+                    f"{supervisor.log_dir / (name + '.log')}:\n{supervisor.log_tail(name)}"
+                )
             echo("stopping toko")
             return fatal
         if not announced and states and all(state == "RUNNING" for state in states.values()):
             announced = True
-            echo(f"toko is running: all {len(states)} programs are up "
-                 f"(.venv/bin/supervisorctl -c {supervisor.config.name} status)")
+            echo(
+                f"toko is running: all {len(states)} programs are up "
+                f"(.venv/bin/supervisorctl -c {supervisor.config.name} status)"
+            )
     return []

@@ -5,6 +5,7 @@ the hosts then point their DATABASE_URL at bind_host:pgbouncer_port (same databa
 TOKO_REPORT_DATABASE_URL at database `<name>_replica` there. Each (database, role) pair gets its own pool
 of pgbouncer_pool_size server connections, and no server gets more than pgbouncer_max_db_connections.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ from common.settings import SERVICES, Settings
 # a connection between transactions. The engine's on-connect `SET statement_timeout` would be such state;
 # PgBouncer applies the same default itself, once per server connection, and only where neither the role
 # nor the database sets one (the engine then sees a timeout in place and sets nothing).
-_DEFAULT_TIMEOUT_QUERY = ("SELECT set_config($$statement_timeout$$, $${ms}$$, false) "
-                          "WHERE current_setting($$statement_timeout$$) = $$0$$")
+_DEFAULT_TIMEOUT_QUERY = (
+    "SELECT set_config($$statement_timeout$$, $${ms}$$, false) "
+    "WHERE current_setting($$statement_timeout$$) = $$0$$"
+)
 
 
 def replica_database(settings: Settings) -> str:
@@ -94,7 +97,9 @@ log_disconnections = 0
 
 def exec_pgbouncer(settings: Settings, var_dir: Path, user: str | None = None) -> None:
     """Render the config and replace this process with PgBouncer in the foreground (as `user`, from root)."""
-    binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+    binary = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
+    )
     if binary is None:
         raise SystemExit("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     var_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 The replica itself is made the PostgreSQL way (`pg_basebackup -R` from the primary); these are the
 settings toko needs on top of that.
 """
+
 from __future__ import annotations
 
 from common.settings import Settings
@@ -24,8 +25,10 @@ max_standby_streaming_delay = {delay}
 def render_primary_conf(settings: Settings, port: int, max_connections: int) -> str:
     """postgresql.conf lines for a primary behind PgBouncer that streams to replicas."""
     if max_connections <= settings.pgbouncer_max_db_connections:
-        raise ValueError(f"max_connections {max_connections} leaves no room above PgBouncer's "
-                         f"{settings.pgbouncer_max_db_connections} (TOKO_PGBOUNCER_MAX_DB_CONNECTIONS)")
+        raise ValueError(
+            f"max_connections {max_connections} leaves no room above PgBouncer's "
+            f"{settings.pgbouncer_max_db_connections} (TOKO_PGBOUNCER_MAX_DB_CONNECTIONS)"
+        )
     return f"""# Rendered from toko/replica.py; do not edit.
 port = {port}
 max_connections = {max_connections}

@@ -1,4 +1,5 @@
 """The declarative base every toko model derives from."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """Alembic, driven from code: `toko migrate` and the tests build the schema the same way."""
+
 from __future__ import annotations
 
 from pathlib import Path

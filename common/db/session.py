@@ -1,4 +1,5 @@
 """Engine per process, session per unit of work."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def driver_url(url: str) -> str:
     """Pin the psycopg2 driver: SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql:// URL."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -135,4 +136,13 @@ def run(connection: Connection, sql: str, params: dict):
     return cursor
 
 
-__all__ = ["run", "driver_sql", "get_engine", "dispose_engines", "session_factory", "session_scope", "make_engine", "driver_url"]
+__all__ = [
+    "run",
+    "driver_sql",
+    "get_engine",
+    "dispose_engines",
+    "session_factory",
+    "session_scope",
+    "make_engine",
+    "driver_url",
+]

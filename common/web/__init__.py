@@ -1,4 +1,5 @@
 """The web layer every service shares."""
+
 from common.web.api import Api, Blueprint
 from common.web.app import create_app
 from common.web.auth import current_principal, require_principal

@@ -1,4 +1,5 @@
 """flask-smorest, shaped to toko: the contract's error envelope and auth documented with enforcement."""
+
 from __future__ import annotations
 
 import flask
@@ -28,8 +29,9 @@ class Api(flask_smorest.Api):
         return finish(self.spec.to_dict(), self.service)
 
     def _openapi_json(self):
-        return flask.current_app.response_class(flask.json.dumps(self.document(), indent=2, sort_keys=False),
-                                                mimetype="application/json")
+        return flask.current_app.response_class(
+            flask.json.dumps(self.document(), indent=2, sort_keys=False), mimetype="application/json"
+        )
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -45,7 +47,8 @@ class Blueprint(flask_smorest.Blueprint):
         for method in methods:
             if method.lower() in docs:
                 docs[method.lower()].setdefault("manual_doc", {}).setdefault(
-                    "operationId", operation_id(view_func.__name__, rule, method, methods))
+                    "operationId", operation_id(view_func.__name__, rule, method, methods)
+                )
 
     def arguments(self, schema, *args, **kwargs):
         # webargs builds a new schema from a class on every request; one instance serves them all.

@@ -1,4 +1,5 @@
 """The one app factory every service uses."""
+
 from __future__ import annotations
 
 import logging
@@ -9,13 +10,13 @@ from typing import Iterable
 
 from flask import Flask, g, request
 
-from common.ids import is_id
 from common.errors import ApiError, NotFound
+from common.ids import is_id
+from common.jsontext import unstorable
 from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.jsontext import unstorable
 from common.web.db import close_session, init_db
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix, through_edge
@@ -30,8 +31,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
-def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "",
-               public_reads: bool = False) -> Flask:
+def create_app(
+    service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "", public_reads: bool = False
+) -> Flask:
     """A Flask app for one toko service: envelope, errors, request ids, logs, probes, OpenAPI, docs.
 
     public_reads: anonymous GETs answer data anyone may see (the catalogue), so they may be cached.
@@ -49,7 +51,11 @@ def create_app(service: str, blueprints: Iterable[Blueprint] = (), *, descriptio
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     init_db(app, service)
-    api = Api(app, service=service, spec_kwargs={"info": {"description": description or f"The toko {service} service."}})
+    api = Api(
+        app,
+        service=service,
+        spec_kwargs={"info": {"description": description or f"The toko {service} service."}},
+    )
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     _register_request_hooks(app, service, public_reads, frozenset(settings.cors_origins))
@@ -78,7 +84,12 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
         if req.view_args and not all(is_id(v) for v in req.view_args.values() if type(v) is int):
             # Ids are BIGINT: a larger one names nothing, whatever the verb (the database would refuse it).
             raise NotFound()
-        if req.method in _BODY_METHODS and req.routing_exception is None and _has_body(req) and not req.is_json:
+        if (
+            req.method in _BODY_METHODS
+            and req.routing_exception is None
+            and _has_body(req)
+            and not req.is_json
+        ):
             raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)
         _reject_unstorable_text(req)
 
@@ -104,24 +115,38 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
             if (user_id := ctx.get("user_id")) is not None:
                 headers.add("X-Toko-User", str(user_id))
         else:
-            access_log.info("request", extra={
-                "method": req.method, "path": req.path, "route": route, "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 2), "user_id": ctx.get("user_id")})
+            access_log.info(
+                "request",
+                extra={
+                    "method": req.method,
+                    "path": req.path,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "user_id": ctx.get("user_id"),
+                },
+            )
         observe(service, req.method, route, response.status_code, seconds, engine)
         return response
 
 
 def _reject_unstorable_text(req) -> None:
-    bad = [key for key, values in req.args.lists() if unstorable(key) or unstorable(values)] \
-        if req.query_string else []
+    bad = (
+        [key for key, values in req.args.lists() if unstorable(key) or unstorable(values)]
+        if req.query_string
+        else []
+    )
     if req.is_json and _has_body(req):
         body = req.get_json(silent=True)
         if unstorable(body):
             bad.append("body")
     if bad:
-        raise ApiError("Text must not contain NUL characters or unpaired surrogates.", code="validation_error",
-                       status=422, details={"fields": {name: ["Contains a character that cannot be stored."]
-                                                       for name in bad}})
+        raise ApiError(
+            "Text must not contain NUL characters or unpaired surrogates.",
+            code="validation_error",
+            status=422,
+            details={"fields": {name: ["Contains a character that cannot be stored."] for name in bad}},
+        )
 
 
 def _has_body(req) -> bool:

@@ -1,4 +1,5 @@
 """Authentication every service shares: one indexed lookup of the shared sessions table."""
+
 from __future__ import annotations
 
 from contextlib import closing
@@ -57,7 +58,18 @@ def _load() -> Principal | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    session_id, user_id, created_at, last_seen_at, idle_expires_at, expires_at, username, role, verified, now = row
+    (
+        session_id,
+        user_id,
+        created_at,
+        last_seen_at,
+        idle_expires_at,
+        expires_at,
+        username,
+        role,
+        verified,
+        now,
+    ) = row
     settings = get_settings()
     if now - last_seen_at >= timedelta(seconds=settings.session_touch_seconds):
         touched = session.execute(_TOUCH, {"id": session_id, "idle": settings.session_idle_seconds}).scalar()

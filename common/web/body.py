@@ -4,14 +4,15 @@ Flask and webargs turn only a JSONDecodeError into a 400: both parse through com
 which raises one for JSON nested too deep or a number too long (no request toko serves nests more than
 a few levels).
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
-from webargs.flaskparser import FlaskParser, is_json_request
 from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from common.jsontext import loads
 
@@ -32,4 +33,6 @@ class Parser(FlaskParser):
         try:
             return loads(req.get_data(cache=True))
         except UnicodeDecodeError as exc:
-            raise json.JSONDecodeError(f"Bytes decoding error : {exc.reason}", str(exc.object), exc.start) from exc
+            raise json.JSONDecodeError(
+                f"Bytes decoding error : {exc.reason}", str(exc.object), exc.start
+            ) from exc

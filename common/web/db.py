@@ -1,4 +1,5 @@
 """The request's database session: opened on first use, closed before the response leaves."""
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,10 @@ def close_session() -> SQLAlchemyError | None:
     try:
         session.close()
     except SQLAlchemyError as exc:
-        log.warning("database connection lost while ending the request: %s",
-                    type(getattr(exc, "orig", None) or exc).__name__)
+        log.warning(
+            "database connection lost while ending the request: %s",
+            type(getattr(exc, "orig", None) or exc).__name__,
+        )
         try:
             session.invalidate()  # the pool must not hand that connection out again
         except SQLAlchemyError:

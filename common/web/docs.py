@@ -1,4 +1,5 @@
 """GET /docs: Swagger UI for the service's own OpenAPI document, assets served by the service itself."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, send_from_directory

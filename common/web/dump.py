@@ -6,6 +6,7 @@ request's Python. The schema stays the single description of a response (the Ope
 generated from it); `compile_dump` only reads its fields once and builds the same result directly.
 Field kinds it cannot reproduce exactly make it fall back to `schema.dump` for that schema.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -45,9 +46,13 @@ def _compile(schema: ma.Schema) -> Dump | None:
     dict, an object without item access such as an ORM instance or a dataclass, anything else), so a
     response costs a few operations per field instead of several calls.
     """
-    if (schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]
-            or type(schema).get_attribute is not ma.Schema.get_attribute
-            or type(schema)._serialize is not ma.Schema._serialize or schema.dict_class is not dict):
+    if (
+        schema._hooks[PRE_DUMP]
+        or schema._hooks[POST_DUMP]
+        or type(schema).get_attribute is not ma.Schema.get_attribute
+        or type(schema)._serialize is not ma.Schema._serialize
+        or schema.dict_class is not dict
+    ):
         return None
     env: dict[str, Any] = {"_M": _MISSING, "_text": ensure_text_type}
     blocks: dict[str, list[str]] = {"dict": [], "attrs": [], "other": []}
@@ -71,15 +76,35 @@ def _compile(schema: ma.Schema) -> Dump | None:
             fetches = {kind: "v = None" for kind in blocks}
         else:
             env[f"G{i}"] = _getter(source)
-            by_item = (f"v = obj[{source!r}] if {source!r} in obj else getattr(obj, {source!r}, _M)"
-                       if hasattr(dict, source) else f"v = obj.get({source!r}, _M)")
-            fetches = {"dict": by_item, "attrs": f"v = getattr(obj, {source!r}, _M)", "other": f"v = G{i}(obj)"}
+            by_item = (
+                f"v = obj[{source!r}] if {source!r} in obj else getattr(obj, {source!r}, _M)"
+                if hasattr(dict, source)
+                else f"v = obj.get({source!r}, _M)"
+            )
+            fetches = {
+                "dict": by_item,
+                "attrs": f"v = getattr(obj, {source!r}, _M)",
+                "other": f"v = G{i}(obj)",
+            }
         for kind, lines in blocks.items():
-            lines += [fetches[kind], *on_missing, "if v is not _M:", *[f"    {c}" for c in convert],
-                      f"    if v is not _M: out[{key!r}] = v"]
-    body = ["def dump(obj):", "    out = {}", "    if type(obj) is dict:", *[f"        {line}" for line in blocks["dict"]],
-            "    elif not hasattr(obj, '__getitem__'):", *[f"        {line}" for line in blocks["attrs"]],
-            "    else:", *[f"        {line}" for line in blocks["other"]], "    return out"]
+            lines += [
+                fetches[kind],
+                *on_missing,
+                "if v is not _M:",
+                *[f"    {c}" for c in convert],
+                f"    if v is not _M: out[{key!r}] = v",
+            ]
+    body = [
+        "def dump(obj):",
+        "    out = {}",
+        "    if type(obj) is dict:",
+        *[f"        {line}" for line in blocks["dict"]],
+        "    elif not hasattr(obj, '__getitem__'):",
+        *[f"        {line}" for line in blocks["attrs"]],
+        "    else:",
+        *[f"        {line}" for line in blocks["other"]],
+        "    return out",
+    ]
     exec("\n".join(body), env)  # noqa: S102 - source built above from the schema's own field names only
     return env["dump"]
 

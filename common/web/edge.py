@@ -6,6 +6,7 @@ trusted: X-Real-IP (the client's address, overwritten by nginx whatever a client
 X-Forwarded-Prefix (the gateway's /_<service> prefix). A request that reached the app any other way
 (a TCP peer, the test client) is taken at its word of REMOTE_ADDR and no prefix.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -6,6 +6,7 @@ Non-ASCII text goes out as UTF-8 instead of \\u escapes (the same JSON once pars
 would write differently from Flask's own provider (dates, dataclasses) or cannot write (integers
 past 64 bits) is handed back to Flask's provider.
 """
+
 from __future__ import annotations
 
 import orjson

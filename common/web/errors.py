@@ -1,11 +1,18 @@
 """One error module, one JSON shape: every failure becomes the contract's envelope."""
+
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, g, jsonify
-from sqlalchemy.exc import (DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError,
-                            SQLAlchemyError)
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -15,24 +22,43 @@ log = logging.getLogger("toko.errors")
 
 # werkzeug's status → the contract's snake_case code.
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 410: "gone",
-    411: "length_required", 412: "precondition_failed", 413: "payload_too_large",
-    414: "uri_too_long", 415: "unsupported_media_type", 416: "range_not_satisfiable",
-    422: "validation_error", 428: "precondition_required", 429: "too_many_requests",
-    431: "request_header_fields_too_large", 500: "internal_error", 501: "not_implemented",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    411: "length_required",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "validation_error",
+    428: "precondition_required",
+    429: "too_many_requests",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
     503: "service_unavailable",
 }
 MESSAGES = {
-    400: "The request is malformed.", 404: "The resource was not found.",
-    405: "The method is not allowed for this resource.", 413: "The request body is too large.",
-    415: "Send the body as application/json.", 422: "The request breaks a rule.",
-    500: "An internal error occurred.", 503: "The service is temporarily unavailable.",
+    400: "The request is malformed.",
+    404: "The resource was not found.",
+    405: "The method is not allowed for this resource.",
+    413: "The request body is too large.",
+    415: "Send the body as application/json.",
+    422: "The request breaks a rule.",
+    500: "An internal error occurred.",
+    503: "The service is temporarily unavailable.",
 }
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None,
-                   headers: dict | None = None):
+def error_response(
+    status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None
+):
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     response = jsonify(body)
     response.status_code = status
@@ -77,8 +103,12 @@ def handle_http_exception(error: HTTPException):
 def handle_integrity_error(error: IntegrityError):
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
     log.info("integrity error", extra={"constraint": constraint})
-    return error_response(409, "conflict", "The request conflicts with existing data.",
-                          {"constraint": constraint} if constraint else {})
+    return error_response(
+        409,
+        "conflict",
+        "The request conflicts with existing data.",
+        {"constraint": constraint} if constraint else {},
+    )
 
 
 def handle_data_error(error: DataError):
@@ -86,8 +116,12 @@ def handle_data_error(error: DataError):
 
 
 def database_unavailable():
-    return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.",
-                          headers={"Retry-After": "1"})
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def handle_operational_error(error: SQLAlchemyError):
@@ -105,7 +139,9 @@ def handle_dbapi_error(error: DBAPIError):
 
 def _internal(error: BaseException):
     log.error("unhandled error", exc_info=error)
-    return error_response(500, "internal_error", MESSAGES[500], {"request_id": getattr(g, "request_id", None)})
+    return error_response(
+        500, "internal_error", MESSAGES[500], {"request_id": getattr(g, "request_id", None)}
+    )
 
 
 def handle_unexpected(error: Exception):

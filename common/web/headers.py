@@ -1,4 +1,5 @@
 """Response headers every service sets: nosniff, no-store for private answers, and opt-in CORS."""
+
 from __future__ import annotations
 
 from flask import Response
@@ -39,8 +40,9 @@ def decorate(response: Response, req, *, public_reads: bool, origins: frozenset)
     headers["X-Content-Type-Options"] = "nosniff"
     # A token or a user's own data must never sit in a shared or browser cache. Only a service whose
     # reads are public (the catalogue) answers an anonymous read without no-store.
-    if not _has(headers, "cache-control") and not (public_reads and req.method in _READS
-                                                   and not has_credentials(req) and not _has(headers, "set-cookie")):
+    if not _has(headers, "cache-control") and not (
+        public_reads and req.method in _READS and not has_credentials(req) and not _has(headers, "set-cookie")
+    ):
         headers["Cache-Control"] = "no-store"
     if origins:
         headers.add("Vary", "Origin")

@@ -1,4 +1,5 @@
 """/healthz and /readyz, the same on every service."""
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -44,6 +45,14 @@ def readyz():
     if revision != head:
         raise ServiceUnavailable(
             f"The database schema is at {revision}, the code expects {head}: run `toko migrate`.",
-            code="schema_out_of_date", details={"database_revision": revision, "code_revision": head})
-    return {"data": {"service": current_app.extensions["toko"]["service"], "status": "ready",
-                     "database": "ok", "revision": revision}}
+            code="schema_out_of_date",
+            details={"database_revision": revision, "code_revision": head},
+        )
+    return {
+        "data": {
+            "service": current_app.extensions["toko"]["service"],
+            "status": "ready",
+            "database": "ok",
+            "revision": revision,
+        }
+    }

@@ -3,23 +3,39 @@
 gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at var/metrics/<service> before any worker starts;
 without it (tests in-process, the CLI) the process-local registry is used.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 
 from flask import Flask, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
-REQUESTS = Counter("toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"])
-LATENCY = Histogram("toko_http_request_duration_seconds", "Time to answer an HTTP request.",
-                    ["service", "method", "route"],
-                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-POOL_CHECKED_OUT = Gauge("toko_db_pool_checked_out", "Database connections in use.", ["service"],
-                         multiprocess_mode="livesum")
-POOL_SIZE = Gauge("toko_db_pool_size", "Database connections the pools may hold.", ["service"],
-                  multiprocess_mode="livesum")
+REQUESTS = Counter(
+    "toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"]
+)
+LATENCY = Histogram(
+    "toko_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+POOL_CHECKED_OUT = Gauge(
+    "toko_db_pool_checked_out", "Database connections in use.", ["service"], multiprocess_mode="livesum"
+)
+POOL_SIZE = Gauge(
+    "toko_db_pool_size", "Database connections the pools may hold.", ["service"], multiprocess_mode="livesum"
+)
 
 
 def observe(service: str, method: str, route: str | None, status: int, seconds: float, engine=None) -> None:

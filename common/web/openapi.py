@@ -4,6 +4,7 @@ flask-smorest builds the document from the views; this adds what it cannot know:
 the error codes each error response can carry (from common/error_codes.py), plain-text summaries, the
 version(s) the service serves, and no schema nobody refers to.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,10 @@ def finish(document: dict, service: str) -> dict:
     if versions:
         document["info"]["version"] = str(versions[-1])
         if len(versions) > 1:
-            document["info"]["description"] = (document["info"].get("description", "").rstrip() + "\n\n"
-                                               f"Serves API versions {', '.join(f'v{v}' for v in versions)}.")
+            document["info"]["description"] = (
+                document["info"].get("description", "").rstrip() + "\n\n"
+                f"Serves API versions {', '.join(f'v{v}' for v in versions)}."
+            )
     shared = document.get("components", {}).get("responses", {})
     for path in document.get("paths", {}).values():
         for operation in path.values():
@@ -45,13 +48,15 @@ def finish(document: dict, service: str) -> dict:
                 if status.isdigit() and int(status) >= 400:
                     if "$ref" in response:  # a shared response (smorest's 422): this operation gets its own
                         response = operation["responses"][status] = copy.deepcopy(
-                            shared[response["$ref"].rsplit("/", 1)[1]])
+                            shared[response["$ref"].rsplit("/", 1)[1]]
+                        )
                     _document_codes(response, service, int(status))
     schemas = document.get("components", {}).get("schemas", {})
     if "ErrorBody" in schemas:
         schemas["ErrorBody"]["properties"]["code"]["enum"] = codes_for(service)
         schemas["ErrorBody"]["properties"]["code"]["description"] = (
-            "What went wrong, for programs; the message is for people.\n\n" + table(service))
+            "What went wrong, for programs; the message is for people.\n\n" + table(service)
+        )
     _drop_unused_schemas(document)
     return document
 
@@ -61,13 +66,22 @@ def _document_codes(response: dict, service: str, status: int) -> None:
     content = response.get("content", {}).get("application/json")
     if not codes or not content or content.get("schema", {}).get("$ref") != _ERROR_REF:
         return
-    content["schema"] = {"allOf": [
-        {"$ref": _ERROR_REF},
-        {"type": "object", "properties": {"error": {"type": "object", "properties": {
-            "code": {"type": "string", "enum": codes}}}}},
-    ]}
-    response["description"] = (response.get("description", "").rstrip(".") + ". error.code: "
-                               + ", ".join(f"`{code}`" for code in codes))
+    content["schema"] = {
+        "allOf": [
+            {"$ref": _ERROR_REF},
+            {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}}
+                },
+            },
+        ]
+    }
+    response["description"] = (
+        response.get("description", "").rstrip(".")
+        + ". error.code: "
+        + ", ".join(f"`{code}`" for code in codes)
+    )
 
 
 def _refs(node, found: set[str]) -> None:

@@ -1,4 +1,5 @@
 """Schemas every service shares: the envelopes, UTC timestamps, pagination arguments."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -49,8 +50,11 @@ class CursorMeta(ma.Schema):
 def envelope(schema: type[ma.Schema], many: bool = False, cursor: bool = False) -> type[ma.Schema]:
     """`{"data": <schema>}` (or a list of it; with cursor, plus v2's `meta`) as a named schema class."""
     base = schema.__name__.removesuffix("Schema")
-    attrs = {"data": fields.List(fields.Nested(schema), required=True) if many
-             else fields.Nested(schema, required=True)}
+    attrs = {
+        "data": fields.List(fields.Nested(schema), required=True)
+        if many
+        else fields.Nested(schema, required=True)
+    }
     suffix = "Page" if cursor else ("List" if many else "")
     if cursor:
         attrs["meta"] = fields.Nested(CursorMeta, required=True)
@@ -61,19 +65,26 @@ class PageArgs(StrictSchema):
     """v1 offset pagination: ?page=&per_page=."""
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=lambda: get_settings().default_page_size,
-                              validate=validate.Range(min=1, max=100))
+    per_page = fields.Integer(
+        load_default=lambda: get_settings().default_page_size, validate=validate.Range(min=1, max=100)
+    )
 
 
 class CursorArgs(StrictSchema):
     """v2 keyset pagination: ?cursor=&limit=."""
 
     # Documented as base64url (what every cursor is); anything else is still answered 400 invalid_cursor.
-    cursor = fields.String(load_default=None, validate=validate.Length(max=2048),
-                           metadata={"pattern": "^[A-Za-z0-9_-]*$",
-                                     "description": "next_cursor of the previous page, as it came."})
-    limit = fields.Integer(load_default=lambda: get_settings().default_page_size,
-                           validate=validate.Range(min=1, max=100))
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=2048),
+        metadata={
+            "pattern": "^[A-Za-z0-9_-]*$",
+            "description": "next_cursor of the previous page, as it came.",
+        },
+    )
+    limit = fields.Integer(
+        load_default=lambda: get_settings().default_page_size, validate=validate.Range(min=1, max=100)
+    )
 
 
 def now_utc() -> datetime:

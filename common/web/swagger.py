@@ -5,6 +5,7 @@ Every URL on the page is relative, so a page works wherever it is served from â€
 the flask-swagger-ui wheel (no CDN), and validatorUrl is off: the page never sends a spec's address to
 validator.swagger.io.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,8 +22,13 @@ def dist_dir() -> Path:
 
 def swagger_page(title: str, config: dict) -> str:
     """The HTML of a Swagger UI page for `config` (SwaggerUIBundle's options: url or urls, â€¦)."""
-    options = {"dom_id": "#swagger-ui", "deepLinking": True, "layout": "StandaloneLayout",
-               "validatorUrl": None, **config}
+    options = {
+        "dom_id": "#swagger-ui",
+        "deepLinking": True,
+        "layout": "StandaloneLayout",
+        "validatorUrl": None,
+        **config,
+    }
     # </script> inside a JSON string must not end the script element.
     options_js = json.dumps(options).replace("</", "<\\/")
     return f"""<!DOCTYPE html>

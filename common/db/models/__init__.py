@@ -1,9 +1,21 @@
 """Every table of the shared schema, one module per aggregate."""
+
 from common.db.models.catalog import Category, Item
 from common.db.models.otp import OtpChallenge, OtpMessage
 from common.db.models.reports import ReportJob
 from common.db.models.transactions import IdempotencyKey, Transaction, TransactionLine
 from common.db.models.users import LoginFailure, User, UserSession
 
-__all__ = ["User", "UserSession", "OtpChallenge", "OtpMessage", "Category", "Item", "Transaction",
-           "TransactionLine", "IdempotencyKey", "ReportJob", "LoginFailure"]
+__all__ = [
+    "User",
+    "UserSession",
+    "OtpChallenge",
+    "OtpMessage",
+    "Category",
+    "Item",
+    "Transaction",
+    "TransactionLine",
+    "IdempotencyKey",
+    "ReportJob",
+    "LoginFailure",
+]

@@ -1,4 +1,5 @@
 """Categories and items (owned by svc_item; svc_transaction takes stock)."""
+
 from __future__ import annotations
 
 from datetime import datetime

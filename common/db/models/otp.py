@@ -1,4 +1,5 @@
 """One-time password challenges and their delivery outbox (owned by svc_otp)."""
+
 from __future__ import annotations
 
 import uuid
@@ -21,8 +22,14 @@ class OtpChallenge(Base):
         CheckConstraint("status IN ('pending', 'verified', 'replaced', 'locked')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         # At most one live code per user, purpose and reference: a resend replaces, never adds.
-        Index("uq_otp_challenges_live", "user_id", "purpose", "reference", unique=True,
-              postgresql_where=text("status = 'pending'")),
+        Index(
+            "uq_otp_challenges_live",
+            "user_id",
+            "purpose",
+            "reference",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(None, "user_id", "created_at"),
     )
 
@@ -51,7 +58,8 @@ class OtpMessage(IdMixin, Base):
     )
 
     challenge_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("otp_challenges.id", ondelete="SET NULL"), index=True)
+        ForeignKey("otp_challenges.id", ondelete="SET NULL"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(16))
     destination: Mapped[str] = mapped_column(String(254))
     # Carries the code only until sent; cleared on delivery.

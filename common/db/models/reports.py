@@ -1,4 +1,5 @@
 """Queued report jobs (owned by svc_report)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,7 +19,9 @@ class ReportJob(IdMixin, Base):
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
         CheckConstraint("kind IN ('sales')", name="kind"),
         CheckConstraint("attempts >= 0", name="attempts"),
-        Index("ix_report_jobs_claimable", "created_at", postgresql_where=text("status IN ('queued', 'running')")),
+        Index(
+            "ix_report_jobs_claimable", "created_at", postgresql_where=text("status IN ('queued', 'running')")
+        ),
     )
 
     kind: Mapped[str] = mapped_column(String(32))

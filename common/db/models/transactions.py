@@ -1,11 +1,21 @@
 """Purchases, their lines and idempotency keys (owned by svc_transaction)."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String,
-                        UniqueConstraint, text)
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -20,7 +30,9 @@ class Transaction(IdMixin, TimestampMixin, Base):
         CheckConstraint("status IN ('awaiting_otp', 'paid', 'cancelled', 'expired')", name="status"),
         CheckConstraint("total >= 0", name="total"),
         Index(None, "user_id", "id"),
-        Index("ix_transactions_awaiting_expiry", "confirm_by", postgresql_where=text("status = 'awaiting_otp'")),
+        Index(
+            "ix_transactions_awaiting_expiry", "confirm_by", postgresql_where=text("status = 'awaiting_otp'")
+        ),
         Index("ix_transactions_paid_at", "paid_at", postgresql_where=text("status = 'paid'")),
     )
 
@@ -35,7 +47,8 @@ class Transaction(IdMixin, TimestampMixin, Base):
     confirm_otp_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("otp_challenges.id"), unique=True)
 
     lines: Mapped[list["TransactionLine"]] = relationship(
-        back_populates="transaction", lazy="selectin", order_by="TransactionLine.id")
+        back_populates="transaction", lazy="selectin", order_by="TransactionLine.id"
+    )
 
 
 class TransactionLine(IdMixin, Base):

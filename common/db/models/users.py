@@ -1,4 +1,5 @@
 """Users and their login sessions (owned by svc_user; every service reads sessions)."""
+
 from __future__ import annotations
 
 from datetime import datetime
