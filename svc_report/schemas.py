@@ -14,7 +14,8 @@ _FROM_DOC = (
 )
 _TO_DOC = "End of the window, exclusive; same formats as `from`. Must be after `from`."
 _GROUP_DOC = (
-    "`day` (key `YYYY-MM-DD`, in `tz`; a row for every day of the window), `item` (key = item id, with `name` and `sku`), "
+    "`day` (key `YYYY-MM-DD`, in `tz`; a row for every day of the window), "
+    "`item` (key = item id, with `name` and `sku`), "
     "`user` (key = user id, with `username`)."
 )
 _TZ_DOC = (

@@ -133,7 +133,8 @@ def log_in(body):
     """
     with service.password_check():
         attempt = service.begin_login(db(), body["username"], client_address(request.environ))
-        # Committed before the password is checked: parallel attempts see it counted (the throttles stay exact).
+        # Committed before the password is checked: parallel attempts see it counted (the throttles
+        # stay exact).
         db().commit()
         outcome = service.finish_login(
             db(), attempt, body["password"], user_agent=request.headers.get("User-Agent")

@@ -17,7 +17,8 @@ log = logging.getLogger("toko.db")
 
 
 def init_db(app: Flask, service: str) -> None:
-    # A caller (the tests) may put a session factory of its own here; otherwise the service's is made on first use.
+    # A caller (the tests) may put a session factory of its own here; otherwise the service's is made on
+    # first use.
     app.extensions.setdefault("toko", {})["session_factory"] = None
     app.extensions["toko"]["service"] = service
 
