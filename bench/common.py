@@ -185,7 +185,7 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
 
     edge=False: gunicorn itself listens on the port (--bind replaces the config's unix socket), the way
     the floors run: the service alone. edge=True: as deployed, gunicorn on its unix socket and toko's
-    nginx (common/gateway.py, rendered from the settings) on the port in front of it.
+    nginx (toko/gateway.py, rendered from the settings) on the port in front of it.
     `app` replaces the service's WSGI app (e.g. "bench.floor_app:app", importable because the repository
     root leads PYTHONPATH) while every other gunicorn setting stays exactly as configured. The processes
     run in a scratch directory, so a stack started with `make run` keeps its metrics, logs and sockets.
@@ -229,7 +229,7 @@ def gunicorn_service(service: str, database_url: str, *, app: str | None = None,
 
 def _edge(service: str, port: int, scratch: Path, log) -> subprocess.Popen:
     """toko's nginx serving `service` on `port` from the gunicorn socket under `scratch` (the bench's edge)."""
-    from common.gateway import find_nginx, render_config
+    from toko.gateway import find_nginx, render_config
     from common.settings import SERVICES, load_settings
 
     nginx = find_nginx()

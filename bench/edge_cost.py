@@ -4,7 +4,7 @@
 
 It creates a database of its own (toko_bench_edge), seeds items and a buyer, and starts each service
 twice under the repository's gunicorn.conf.py: once as deployed ("edge": toko's nginx, rendered by
-common/gateway.py, on the port, gunicorn on its unix socket) and once with gunicorn alone on the port
+toko/gateway.py, on the port, gunicorn on its unix socket) and once with gunicorn alone on the port
 ("direct", as every service ran before the edge). Rounds alternate between the two (order swapped each
 round) with wrk when installed, else Python threads: GET /v1/items/{id} and a one-line authenticated
 POST /v1/transactions. It prints req/s, p50/p99 and the ratio edge / direct, and writes the table into

@@ -107,7 +107,7 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
         seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
         route = req.url_rule.rule if req.url_rule else None
         if through_edge(req.environ):
-            # toko's nginx writes this request's access line (common/gateway.py) with these, and drops them.
+            # toko's nginx writes this request's access line (toko/gateway.py) with these, and drops them.
             headers = response.headers
             headers.add("X-Toko-Service", service)
             if route:

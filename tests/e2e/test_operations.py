@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from common.db.migrate import upgrade
 from common.db.session import driver_url
-from common.gateway import socket_path
+from toko.gateway import socket_path
 from common.settings import SERVICES, get_settings
 from tests.e2e.load import Load
 from tests.e2e.pgcluster import private_cluster, unavailable_reason
