@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from common.settings import Settings
-from common.web.swagger import dist_dir, swagger_page
+from common.swagger import dist_dir, swagger_page
 
 # Longest prefix wins in nginx; each service also stays reachable whole under /_<service>/.
 ROUTES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, send_from_directory
 
-from common.web.swagger import dist_dir, swagger_page
+from common.swagger import dist_dir, swagger_page
 
 
 def docs_blueprint(service: str) -> Blueprint:

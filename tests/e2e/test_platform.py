@@ -1,4 +1,6 @@
 """The real stack: five services under supervisor, each healthy, ready, documented."""
+import time
+
 import requests
 
 from common.settings import SERVICES
@@ -17,7 +19,10 @@ def test_every_service_is_healthy_ready_and_documented(stack):
 
 
 def test_supervisorctl_lists_programs_by_name(stack):
-    status = stack.ctl("status").stdout
+    # A program is RUNNING once it has stayed up startsecs (8 s), which can be after it answers.
+    deadline = time.monotonic() + 30
+    while "STARTING" in (status := stack.ctl("status").stdout) and time.monotonic() < deadline:
+        time.sleep(0.5)
     for service in SERVICES:
         assert f"svc_{service} " in status and "RUNNING" in status.split(f"svc_{service}")[1].splitlines()[0]
 
