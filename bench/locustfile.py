@@ -4,8 +4,9 @@
 
 Customers register, log in once, browse both catalogue versions, buy, and read their transactions;
 one admin reads live sales reports and queues report jobs. Expected business answers (409 when an
-item sells out, 429 throttling) count as answers, not failures; 5xx, connection failures and any other
-unexpected status are failures, and Locust exits 1 when there is one. Afterwards it prints the RSS of
+item sells out, 429 throttling) count as answers, not failures; a login or registration refused with 503
+`busy` (every password-hashing slot taken) is retried after its Retry-After, up to five times, as a careful
+client would; other 5xx, connection failures and any other unexpected status are failures, and Locust exits 1 when there is one. Afterwards it prints the RSS of
 every gunicorn worker. The services' ports come from the settings (TOKO_*_PORT), as `make run` uses them.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,9 +29,17 @@ from bench.common import worker_rss  # noqa: E402
 from common.settings import SERVICES, get_settings  # noqa: E402
 
 EXPECTED = {200, 201, 202, 204, 409, 429}
+BUSY_RETRIES = 5
 HOST = os.environ.get("TOKO_LOAD_HOST", "127.0.0.1")
 SETTINGS = get_settings()
 URLS = {s: f"http://{HOST}:{p}" for s, p in SETTINGS.ports.items()}
+
+
+def _is_busy(answer) -> bool:
+    try:
+        return answer.json()["error"]["code"] == "busy"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 class TokoUser(HttpUser):
@@ -37,12 +47,21 @@ class TokoUser(HttpUser):
     host = URLS["user"]  # each request names its service's full URL
 
     def call(self, name: str, service: str, method: str, path: str, **kw):
-        with self.client.request(method, URLS[service] + path, name=name, catch_response=True, **kw) as answer:
-            if answer.status_code in EXPECTED:
-                answer.success()
-            else:
-                answer.failure(f"{answer.status_code} {answer.text[:160]}")
-            return answer
+        for attempt in range(BUSY_RETRIES + 1):
+            with self.client.request(method, URLS[service] + path, name=name, catch_response=True, **kw) as answer:
+                # A password check refused for lack of a hashing slot says when to come back, as a
+                # careful client would; it fails the run only when it persists.
+                if answer.status_code == 503 and _is_busy(answer) and attempt < BUSY_RETRIES:
+                    answer.success()
+                    delay = float(answer.headers.get("Retry-After", "1"))
+                elif answer.status_code in EXPECTED:
+                    answer.success()
+                    return answer
+                else:
+                    answer.failure(f"{answer.status_code} {answer.text[:160]}")
+                    return answer
+            time.sleep(delay * random.uniform(0.5, 1.0))
+        return answer
 
     def log_in(self, username: str, password: str, name: str = "login") -> bool:
         answer = self.call(name, "user", "POST", "/v1/sessions", json={"username": username, "password": password})
