@@ -75,6 +75,20 @@ def database_url():
     assert _server_start_time() == started, "the test run restarted the PostgreSQL server it was given"
 
 
+@pytest.fixture(autouse=True)
+def no_failed_login_carried_over(database_url):
+    """Each test starts with no failed login on record.
+
+    Every test reaches the services from the same loopback address, and failed logins are committed
+    whatever the test's transaction does: without this, the per-address throttle would carry one test's
+    deliberate failures into the next and answer its logins with 429.
+    """
+    if database_url is None:  # a run that brings its own servers (tests/cluster)
+        return
+    with get_engine().begin() as conn:
+        conn.execute(text("DELETE FROM login_failures"))
+
+
 @pytest.fixture
 def db_session(database_url):
     """A session whose every commit is a savepoint, rolled back when the test ends."""

@@ -10,6 +10,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     InterfaceError,
+    InvalidRequestError,
     OperationalError,
     SQLAlchemyError,
 )
@@ -137,6 +138,17 @@ def handle_dbapi_error(error: DBAPIError):
     return _internal(error)
 
 
+# The pool's words when every connection it checked out in a row was found closed by the server (it
+# tries three): the database is dropping connections, not a fault in the code.
+_POOL_EXHAUSTED = "This connection is closed"
+
+
+def handle_invalid_request(error: InvalidRequestError):
+    if str(error) == _POOL_EXHAUSTED:
+        return handle_operational_error(error)
+    return _internal(error)
+
+
 def _internal(error: BaseException):
     log.error("unhandled error", exc_info=error)
     return error_response(
@@ -163,4 +175,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(InterfaceError, handle_operational_error)
     app.register_error_handler(PoolTimeout, handle_operational_error)
     app.register_error_handler(DBAPIError, handle_dbapi_error)
+    app.register_error_handler(InvalidRequestError, handle_invalid_request)
     app.register_error_handler(Exception, handle_unexpected)

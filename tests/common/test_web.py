@@ -90,6 +90,33 @@ def app_with_probes(make_client):
     def teapot():
         abort(410)
 
+    @blp.route("/every-connection-dropped")
+    def every_connection_dropped():
+        # A real pool whose every checkout finds the server gone: SQLAlchemy gives up after three.
+        from sqlalchemy import event
+        from sqlalchemy.exc import DisconnectionError
+
+        from common.db.session import make_engine
+        from common.settings import get_settings
+
+        engine = make_engine(get_settings().database_url, pool_size=1)
+
+        def dropped(*_):
+            raise DisconnectionError("the server closed the connection")
+
+        event.listen(engine, "checkout", dropped)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+
+    @blp.route("/misused-session")
+    def misused_session():
+        from sqlalchemy.exc import InvalidRequestError
+
+        raise InvalidRequestError("A programming error, not the database")
+
     app = create_app("item", [blp])
     app.config["TESTING"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
@@ -123,6 +150,13 @@ def test_unexpected_error_is_500_with_request_id_only(app_with_probes):
     err = assert_envelope(response, 500, "internal_error")
     assert err["details"] == {"request_id": "req-42"}
     assert "secret internals" not in response.get_data(as_text=True)
+
+
+def test_a_pool_that_finds_every_connection_dropped_is_a_503(app_with_probes):
+    response = app_with_probes.get("/every-connection-dropped")
+    assert_envelope(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "1"
+    assert_envelope(app_with_probes.get("/misused-session"), 500, "internal_error")
 
 
 def test_domain_errors_keep_their_code(app_with_probes):
