@@ -169,11 +169,12 @@ _replica_engines: dict[tuple[int, str], Engine] = {}
 
 # How far a standby's replay trails its primary, read just before the aggregate. Zero once everything
 # received is replayed: an idle primary sends nothing, and the age of the last replayed commit would then
-# grow without any lag. NULL on a server that is not a standby.
+# grow without any lag. NULL on a server that is not a standby. now() is when this statement's
+# transaction began, so a commit replayed while it runs would make the difference negative: never below 0.
 _REPLICATION_LAG = text(
     "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
     "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
+    "ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END"
 )
 
 

@@ -158,8 +158,9 @@ def test_reports_fail_alone_while_the_replica_is_down(cluster, primary, admin):
 
 def _primary_backends(cluster) -> int:
     with cluster.connect(cluster.primary) as conn, conn.cursor() as cur:
+        # The services' roles: what PgBouncer opened for them (the tests' own connections are postgres').
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                    "AND pid <> pg_backend_pid()")
+                    "AND usename LIKE 'toko\\_%' AND pid <> pg_backend_pid()")
         return cur.fetchone()[0]
 
 
@@ -182,7 +183,7 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
                 errors.append(str(exc)[:200])
 
     clients = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(len(targets) * 4)]
-    peak = {"pgbouncer clients": 0, "primary backends": 0}
+    peak = {"pgbouncer clients": 0, "pgbouncer servers": 0, "primary backends": 0}
     for thread in clients:
         thread.start()
     try:
@@ -190,6 +191,8 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
         while time.monotonic() < deadline:
             toko_clients = [c for c in cluster.pgbouncer_show("CLIENTS") if c["user"].startswith("toko_")]
             peak["pgbouncer clients"] = max(peak["pgbouncer clients"], len(toko_clients))
+            servers = [s for s in cluster.pgbouncer_show("SERVERS") if s["database"] == "toko"]
+            peak["pgbouncer servers"] = max(peak["pgbouncer servers"], len(servers))
             peak["primary backends"] = max(peak["primary backends"], _primary_backends(cluster))
             time.sleep(0.2)
     finally:
@@ -211,7 +214,10 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
     workers, threads = (int(cluster.hosts[0].env[name]) for name in ("TOKO_WORKERS", "TOKO_THREADS"))
     settings_demand = len(cluster.hosts) * len(SERVICES) * workers * threads
     assert peak["pgbouncer clients"] > PRIMARY_MAX_CONNECTIONS
-    assert peak["primary backends"] <= PGBOUNCER_MAX_DB_CONNECTIONS < PRIMARY_MAX_CONNECTIONS
+    # PgBouncer's own count holds its cap; the primary may see one more for a moment, a backend PgBouncer
+    # has just closed that is still exiting, and stays under max_connections.
+    assert peak["pgbouncer servers"] <= PGBOUNCER_MAX_DB_CONNECTIONS < PRIMARY_MAX_CONNECTIONS
+    assert peak["primary backends"] < PRIMARY_MAX_CONNECTIONS
     # The same connections opened directly: the primary refuses what does not fit.
     opened, refused = [], 0
     roles = [f"toko_{s}" for s in SERVICES]
@@ -231,7 +237,8 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
         f"connections: {len(cluster.hosts)} hosts x {len(SERVICES)} services x {workers} workers x {threads} threads = "
         f"{settings_demand} request threads; under load ({sum(statuses.values())} requests, all 200) PgBouncer "
         f"held up to {peak['pgbouncer clients']} client connections of the services and the primary up to "
-        f"{peak['primary backends']} backends (max_connections {PRIMARY_MAX_CONNECTIONS}, PgBouncer's "
+        f"{peak['primary backends']} backends, PgBouncer up to {peak['pgbouncer servers']} server connections "
+        f"(max_connections {PRIMARY_MAX_CONNECTIONS}, PgBouncer's "
         f"max_db_connections {PGBOUNCER_MAX_DB_CONNECTIONS}); the same {peak['pgbouncer clients']} directly: "
         f"{len(opened)} opened, {refused} refused")
 
@@ -239,16 +246,28 @@ def test_three_hosts_fit_under_max_connections_through_pgbouncer_and_would_not_d
 def purchases_moved(cluster) -> set[str]:
     """The gateway's own retries: request ids of purchases logged at two hosts (one host's nginx answered
     503 for its stopped service, or the request was cut by a crash, and another host answered it)."""
-    # (nginx logs the method of an error page's internal redirect, GET: the app's line names the POST.)
-    app = {n: host.requests_logged("svc_transaction") for n, host in enumerate(cluster.hosts)}
-    posts = {line.get("request_id") for lines in app.values() for line in lines
+    # Each host's nginx writes the one access line of every request it took (behind it the app writes
+    # none). An error page's internal redirect is logged as a GET of the error page, so a purchase is
+    # known by the host that answered it, and the same request id at another host is the attempt it moved from.
+    logged = {n: host.requests_logged("gateway") for n, host in enumerate(cluster.hosts)}
+    posts = {line.get("request_id") for lines in logged.values() for line in lines
              if line.get("method") == "POST" and line.get("path") == "/v1/transactions"}
     hosts_of: dict[str, set] = {}
-    for n, host in enumerate(cluster.hosts):
-        for line in app[n] + host.requests_logged("gateway"):
+    for n, lines in logged.items():
+        for line in lines:
             if line.get("request_id") in posts:
                 hosts_of.setdefault(line["request_id"], set()).add(n)
     return {request_id for request_id, seen in hosts_of.items() if len(seen) > 1}
+
+
+def moved_since(cluster, before: set[str], expected: int, timeout: float = 5) -> int:
+    """How many purchases moved since `before`, once nginx has flushed its buffered lines (every second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        moved = len(purchases_moved(cluster) - before)
+        if moved >= expected or time.monotonic() > deadline:
+            return moved
+        time.sleep(0.25)
 
 
 def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, primary, admin):
@@ -277,7 +296,7 @@ def test_the_gateway_retries_a_post_only_under_an_idempotency_key(cluster, prima
     assert [r.json()["error"]["code"] for r in plain if r.status_code == 503] == ["service_unavailable"]
     assert [r.status_code for r in keyed] == [201, 201, 201], [r.text for r in keyed]
     # The one sent to A first: A's nginx answered 503 (in A's log), another host the purchase.
-    assert len(purchases_moved(cluster) - moved_before) == 1
+    assert moved_since(cluster, moved_before, expected=1) == 1
     assert [r.status_code for r in reads] == [200, 200, 200]
     a.wait_healthy()
 
@@ -389,7 +408,7 @@ def test_host_a_stops_while_clients_buy_through_the_gateway(cluster, primary, ad
             thread.join(timeout=60)
     assert all("RUNNING" not in line for line in a.ctl("status").stdout.splitlines())
     assert not read_errors and set(reads) == {200}, (reads, read_errors[:5])
-    assert lags and all(lag is not None and lag >= 0 for lag in lags)
+    assert lags and all(lag is not None and lag >= 0 for lag in lags), lags
     paid = {key: body["data"]["id"] for key, (status, body, _) in outcomes.items() if status == 201}
     sold_out = [key for key, (status, body, _) in outcomes.items()
                 if status == 409 and body["error"]["code"] == "insufficient_stock"]
