@@ -33,7 +33,7 @@ import requests
 from toko.replica import render_primary_conf, render_standby_conf
 from common.settings import load_settings
 from tests.e2e.pgcluster import PrivateCluster, unavailable_reason as pg_unavailable
-from tests.e2e.stack import ROOT, Stack, free_port
+from tests.e2e.stack import ROOT, Stack, free_port, prepare_home
 
 PREFIX = "tk"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)")
@@ -142,11 +142,7 @@ class Host(Stack):
         return self
 
     def launch(self) -> None:
-        (self.home / "var/log").mkdir(parents=True, exist_ok=True)
-        for name in ("supervisord.conf", "gunicorn.conf.py", ".venv"):
-            link = self.home / name
-            if not link.exists():
-                link.symlink_to(ROOT / name)
+        prepare_home(self.home)
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, str(ROOT / ".venv/bin/supervisord"), "-c",
              str(self.home / "supervisord.conf")],

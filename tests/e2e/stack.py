@@ -50,6 +50,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def prepare_home(home: Path) -> None:
+    """A scratch directory that runs the repository's unchanged supervisord.conf (its `%(here)s`)."""
+    (home / "var/log").mkdir(parents=True, exist_ok=True)
+    for name in ("supervisord.conf", "gunicorn.conf.py", ".venv"):
+        link = home / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+
+
 @dataclass
 class Stack:
     home: Path
@@ -86,11 +95,7 @@ class Stack:
     def start(self, timeout: float = 60) -> "Stack":
         if find_nginx() is None:
             pytest.skip("nginx is not installed (apt-get install nginx): it owns every port of the stack")
-        (self.home / "var/log").mkdir(parents=True, exist_ok=True)
-        for name in ("supervisord.conf", "gunicorn.conf.py", ".venv"):
-            link = self.home / name
-            if not link.exists():
-                link.symlink_to(ROOT / name)
+        prepare_home(self.home)
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/supervisord"), "-c", str(self.home / "supervisord.conf")],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
