@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
-
 from common.web import Blueprint, db, require_principal
-from common.web.dump import compiled
+from common.web.idempotency import REPLAY_HEADERS, idempotent
 from common.web.schemas import envelope
 from svc_transaction import service
 from svc_transaction.schemas import ConfirmBody, PurchaseCreate, TransactionListArgs, TransactionSchema
@@ -17,31 +15,14 @@ blp = Blueprint(
     description="Purchases: stock taken and sale recorded in one database transaction.",
 )
 
-IDEMPOTENCY_HEADER = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": service.MAX_KEY_LENGTH},
-    "description": (
-        "Makes a retry safe. Per user, for idempotency_ttl_seconds (24 h): the same key with the same "
-        "lines replays the first answer (same status and body, header `Idempotent-Replayed: true`) and "
-        "takes nothing; with other lines → 422 `idempotency_key_reused`; a duplicate sent while the first "
-        "is running waits for it and replays it (409 `idempotency_in_flight` if it cannot). The answers "
-        "stored are 201 and the purchase's own refusals (409 `insufficient_stock`, 422 `unknown_item`); "
-        "a malformed body (422 before the purchase runs) or a server error stores nothing. "
-        "Over 255 characters or empty → 400."
-    ),
-}
-REPLAY_HEADERS = {
-    "Idempotent-Replayed": {
-        "description": "`true` when this is a stored answer replayed.",
-        "schema": {"type": "string", "enum": ["true"]},
-    }
-}
 Transaction = envelope(TransactionSchema)
-_TRANSACTION = compiled(Transaction())  # stores a keyed purchase's answer exactly as the response shows it
 # Ids past the bigint column cannot exist: the app factory answers 404 for them, whatever the verb.
 ID_PATH = "/<int:transaction_id>"
+
+
+def _same_purchase(body: dict) -> list:
+    """A purchase is its lines, whatever their order."""
+    return sorted((line["item_id"], line["quantity"]) for line in body["lines"])
 
 
 def _location(transaction_id: int) -> dict:
@@ -51,32 +32,20 @@ def _location(transaction_id: int) -> dict:
 @blp.route("", methods=["POST"])
 @blp.auth
 @blp.arguments(PurchaseCreate)
+@idempotent(
+    canonical=_same_purchase,
+    stored="201 and the purchase's own refusals (409 `insufficient_stock`, 422 `unknown_item`)",
+)
 @blp.response(201, Transaction, headers=REPLAY_HEADERS)
 @blp.errors(400, 409, 422)
-@blp.doc(parameters=[IDEMPOTENCY_HEADER])
 def create_transaction(body):
     """Buy: prices from the catalogue; all lines filled or nothing taken.
 
     A total at or above the OTP threshold is created `awaiting_otp` (stock reserved until `confirm_by`);
     below it the transaction is `paid` at once. Two lines for one item → 422.
     """
-    principal = require_principal()
-    key = service.check_key(request.headers.get("Idempotency-Key"))
-    if key is None:
-        txn = service.purchase(db(), principal.user_id, body["lines"])
-        db().commit()
-        return {"data": txn}, 201, _location(txn.id)
-    outcome = service.purchase_once(
-        db(), principal.user_id, key, body["lines"], serialize=lambda txn: _TRANSACTION.dump({"data": txn})
-    )
-    db().commit()
-    response = jsonify(outcome.body)
-    response.status_code = outcome.status
-    if outcome.status == 201:
-        response.headers.update(_location(outcome.body["data"]["id"]))
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    txn = service.purchase(db(), require_principal().user_id, body["lines"])
+    return {"data": txn}, 201, _location(txn.id)
 
 
 @blp.route("", methods=["GET"])

@@ -1,35 +1,28 @@
 """Purchases: stock taken and sale recorded in one PostgreSQL transaction; step-up, cancel, expiry.
 
 Lock order, the same everywhere so that no two purchases, cancels or expiries can deadlock:
-an idempotency key row first (purchases only), then the transaction row (confirm, cancel, expiry),
-then item rows in ascending id order. A purchase never waits on a transaction row.
+an idempotency key row first (keyed purchases, taken by the web layer), then the transaction row
+(confirm, cancel, expiry), then item rows in ascending id order. A purchase never waits on a
+transaction row.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, NoReturn, cast
+from typing import Any, Iterable, NoReturn, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from common.db.models import IdempotencyKey, Item, OtpChallenge, Transaction, TransactionLine
+from common.db.models import Item, OtpChallenge, Transaction, TransactionLine
 from common.db.session import driver_sql, run
-from common.errors import ApiError, BadRequest, Conflict, Forbidden, Gone, NotFound, Unprocessable
+from common.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from common.paging import offset_page
 from common.settings import get_settings
 
-MAX_KEY_LENGTH = 255
-# Outcomes of a keyed purchase that are stored and replayed like a success: the purchase ran and
-# answered from the state of the shop. Errors before it ran (validation) or after it broke
-# (database down, 5xx) leave no key behind, so the client may retry with the same key.
-STORED_ERROR_STATUSES = (409, 422)
 REFUNDABLE = ("paid", "awaiting_otp")
 
 _items = cast(Table, Item.__table__)
@@ -188,125 +181,6 @@ def _refuse(
         code="insufficient_stock",
         details={"lines": short},
     )
-
-
-# --- idempotency keys ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A keyed purchase's answer: the first one, or a replay of it."""
-
-    status: int
-    body: dict
-    replayed: bool
-
-
-def check_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    # Printable only: a control character could not be stored and would never be sent on purpose.
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
-            code="invalid_idempotency_key",
-            details={"length": len(key)},
-        )
-    return key
-
-
-def fingerprint(lines: list[dict]) -> str:
-    """SHA-256 of the canonical purchase: lines sorted by item, keys sorted, no whitespace."""
-    canonical = sorted(
-        ({"item_id": line["item_id"], "quantity": line["quantity"]} for line in lines),
-        key=lambda line: line["item_id"],
-    )
-    raw = json.dumps({"lines": canonical}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def error_body(error: ApiError) -> dict:
-    """The contract's error envelope, as stored for a replay."""
-    return {"error": {"code": error.code, "message": error.message, "details": error.details}}
-
-
-def purchase_once(
-    session: Session, user_id: int, key: str, lines: list[dict], serialize: Callable[[Sale], dict]
-) -> Outcome:
-    """Run a purchase under an Idempotency-Key: the first request decides, every later one replays.
-
-    The key row is inserted first, in the purchase's own database transaction: a parallel request
-    with the same key blocks on the unique index until this one commits, then replays its answer.
-    """
-    ttl = timedelta(seconds=get_settings().idempotency_ttl_seconds)
-    digest = fingerprint(lines)
-    table = cast(Table, IdempotencyKey.__table__)
-    claim: Any = insert(table).values(
-        user_id=user_id, key=key, fingerprint=digest, expires_at=func.now() + ttl
-    )
-    # An expired key is free again: take its row over in the same statement.
-    claim = claim.on_conflict_do_update(
-        index_elements=[table.c.user_id, table.c.key],
-        set_={
-            "fingerprint": claim.excluded.fingerprint,
-            "expires_at": claim.excluded.expires_at,
-            "created_at": func.now(),
-            "response_status": None,
-            "response_body": None,
-            "transaction_id": None,
-        },
-        where=table.c.expires_at <= func.now(),
-    ).returning(table.c.id)
-    key_id = session.execute(claim).scalar()
-    if key_id is None:
-        return _replay(session, user_id, key, digest)
-    transaction_id = None
-    try:
-        with session.begin_nested():
-            txn = purchase(session, user_id, lines)
-        status, body, transaction_id = 201, serialize(txn), txn.id
-    except ApiError as error:
-        if error.status not in STORED_ERROR_STATUSES:
-            raise
-        status, body = error.status, error_body(error)
-    session.execute(
-        update(table)
-        .where(table.c.id == key_id)
-        .values(response_status=status, response_body=body, transaction_id=transaction_id)
-    )
-    return Outcome(status, body, replayed=False)
-
-
-def _replay(session: Session, user_id: int, key: str, digest: str) -> Outcome:
-    row = session.execute(
-        select(
-            IdempotencyKey.fingerprint, IdempotencyKey.response_status, IdempotencyKey.response_body
-        ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-    ).first()
-    if row is None or row.response_status is None:
-        raise Conflict(
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            code="idempotency_in_flight",
-        )
-    if row.fingerprint != digest:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request body; use a new key.",
-            code="idempotency_key_reused",
-        )
-    return Outcome(row.response_status, row.response_body, replayed=True)
-
-
-def delete_expired_keys(session: Session, limit: int) -> int:
-    """Forget up to `limit` idempotency keys past their expiry."""
-    batch = (
-        select(IdempotencyKey.id)
-        .where(IdempotencyKey.expires_at <= func.now())
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    table = cast(Table, IdempotencyKey.__table__)
-    return cast(CursorResult, session.execute(delete(table).where(table.c.id.in_(batch)))).rowcount
 
 
 # --- reading -----------------------------------------------------------------------------------------

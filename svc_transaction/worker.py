@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from common import idempotency
 from common.settings import get_settings
 from common.worker import Worker
 from svc_transaction import service
@@ -14,7 +15,7 @@ BATCH = 100
 
 def tick(session: Session) -> int:
     """One batch of expiries and key deletions; the Worker commits it as one transaction."""
-    return service.expire_overdue(session, BATCH) + service.delete_expired_keys(session, BATCH)
+    return service.expire_overdue(session, BATCH) + idempotency.delete_expired(session, BATCH)
 
 
 def make_worker() -> Worker:

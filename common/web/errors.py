@@ -57,11 +57,15 @@ MESSAGES = {
 }
 
 
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    """The contract's error envelope."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
 def error_response(
     status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None
 ):
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
-    response = jsonify(body)
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value

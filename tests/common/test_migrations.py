@@ -1,4 +1,6 @@
 """The models in common/db and the migrations in migrations/ describe the same schema."""
+from contextlib import contextmanager
+
 from alembic import command
 from sqlalchemy import inspect
 
@@ -31,21 +33,36 @@ def test_stock_and_price_checks_live_in_the_database(database_url):
     assert {"ck_items_price", "ck_items_stock"} <= checks
 
 
-def test_usernames_differing_only_in_case_are_renamed_by_the_upgrade_the_oldest_keeps_its_name():
+@contextmanager
+def scratch_database(suffix: str):
+    """An empty database of its own (url, engine), for a test that migrates step by step."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
-    from common.db.migrate import upgrade
     from common.db.session import driver_url
     from tests.conftest import TEST_DB, _admin_engine
 
-    name = f"{TEST_DB}_case"
+    name = f"{TEST_DB}_{suffix}"
     admin = _admin_engine()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = str(get_engine().url.set(database=name).render_as_string(hide_password=False))
     engine = create_engine(driver_url(url), poolclass=NullPool)
     try:
+        yield url, engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def test_usernames_differing_only_in_case_are_renamed_by_the_upgrade_the_oldest_keeps_its_name():
+    from sqlalchemy import text
+
+    from common.db.migrate import upgrade
+
+    with scratch_database("case") as (url, engine):
         upgrade(url, "0002")
         long = "L" * 64
         with engine.begin() as conn:
@@ -59,8 +76,31 @@ def test_usernames_differing_only_in_case_are_renamed_by_the_upgrade_the_oldest_
         assert [r.username for r in rows] == [
             "admin", f"Admin-{ids[1]}", f"ADMIN-{ids[2]}", "bob", long, "l" * (63 - len(str(ids[5]))) + f"-{ids[5]}"]
         assert all(len(r.username) <= 64 for r in rows)
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+
+
+def test_stored_idempotency_answers_keep_their_location_across_the_upgrade_and_back():
+    from sqlalchemy import text
+
+    from common.db.migrate import upgrade
+
+    with scratch_database("keys") as (url, engine):
+        upgrade(url, "0003")
+        with engine.begin() as conn:
+            user = conn.execute(text("INSERT INTO users (username, email, password_hash) "
+                                     "VALUES ('k', 'k@example.test', 'x') RETURNING id")).scalar()
+            txn = conn.execute(text("INSERT INTO transactions (user_id, status, total, currency) "
+                                    "VALUES (:u, 'paid', 5, 'IDR') RETURNING id"), {"u": user}).scalar()
+            for key, status, body, linked in (("paid", 201, f'{{"data": {{"id": {txn}}}}}', txn),
+                                              ("short", 409, '{"error": {}}', None)):
+                conn.execute(text("INSERT INTO idempotency_keys (user_id, key, fingerprint, response_status, "
+                                  "response_body, transaction_id, expires_at) "
+                                  "VALUES (:u, :k, 'f', :s, CAST(:b AS jsonb), :t, now())"),
+                             {"u": user, "k": key, "s": status, "b": body, "t": linked})
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT key, response_headers FROM idempotency_keys")).all())
+        assert rows == {"paid": {"Location": f"/v1/transactions/{txn}"}, "short": None}
+        command.downgrade(alembic_config(url), "0003")
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT key, transaction_id FROM idempotency_keys")).all())
+        assert rows == {"paid": txn, "short": None}

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 
+from common import idempotency
 from common.db.models import IdempotencyKey, Item, Transaction
 from common.db.session import driver_url, session_scope
 from common.errors import Conflict
@@ -38,9 +39,12 @@ def test_purchase_confirm_cancel_and_expiry_as_the_service_role(role_session):
     line = [{"item_id": cheap, "quantity": 2}]
 
     assert service.purchase(role_session, buyer.id, line).status == "paid"
-    keyed = service.purchase_once(role_session, buyer.id, "role-key", line, serialize=lambda t: {"data": t.id})
-    replay = service.purchase_once(role_session, buyer.id, "role-key", line, serialize=lambda t: {"data": t.id})
-    assert keyed.status == 201 and replay.replayed and replay.body == keyed.body
+    # A keyed purchase's rows: the key claimed, its answer stored, then found by a retry.
+    key_id = idempotency.claim(role_session, buyer.id, "role-key", "f" * 64, ttl_seconds=60)
+    keyed = idempotency.Answer(201, {"data": service.purchase(role_session, buyer.id, line).id}, {"Location": "/x"})
+    idempotency.record(role_session, key_id, keyed)
+    assert idempotency.claim(role_session, buyer.id, "role-key", "f" * 64, ttl_seconds=60) is None
+    assert idempotency.stored_answer(role_session, buyer.id, "role-key", "f" * 64) == keyed
     with pytest.raises(Conflict) as refused:
         service.purchase(role_session, buyer.id, [{"item_id": cheap, "quantity": 100}])
     assert refused.value.code == "insufficient_stock"

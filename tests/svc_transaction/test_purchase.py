@@ -156,7 +156,8 @@ def test_a_replay_returns_the_first_answer_and_takes_nothing(client, db_session,
     assert again.headers["Location"] == first.headers["Location"]
     assert stock(db_session, item) == 8
     row = db_session.scalars(select(IdempotencyKey).where(IdempotencyKey.user_id == buyer.id)).one()
-    assert row.transaction_id == first.get_json()["data"]["id"] and row.response_status == 201
+    assert row.response_status == 201 and row.response_body == first.get_json()
+    assert row.response_headers == {"Location": f"/v1/transactions/{first.get_json()['data']['id']}"}
     assert len(row.fingerprint) == 64
 
 

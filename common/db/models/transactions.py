@@ -69,7 +69,7 @@ class TransactionLine(IdMixin, Base):
 
 
 class IdempotencyKey(IdMixin, Base):
-    """Stripe-style idempotency: the first response to a (user, key) is replayed."""
+    """Stripe-style idempotency: the first answer to a (user, key) is replayed (common.idempotency)."""
 
     __tablename__ = "idempotency_keys"
     __table_args__ = (
@@ -81,7 +81,7 @@ class IdempotencyKey(IdMixin, Base):
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_headers: Mapped[dict | None] = mapped_column(JSONB)
     response_body: Mapped[dict | None] = mapped_column(JSONB)
-    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     expires_at: Mapped[datetime]
