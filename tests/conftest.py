@@ -189,3 +189,43 @@ def compiled_dumps_match_marshmallow():
     yield
     for schema, fast in originals:
         schema.dump = fast
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_loads_match_marshmallow():
+    """Every body a compiled fast path accepts in process is also loaded by marshmallow and must be equal.
+
+    A fast path (common/web/load.py) answers only for input it vouches for; this holds each answer to the
+    schema's own `load` across the whole suite, and counts how often it answered.
+    """
+    import marshmallow as ma
+
+    from common.web import load as compiled_load
+
+    for service in ("user", "otp", "item", "transaction", "report"):
+        __import__(f"svc_{service}.app")
+    answered, mismatches = [], []
+
+    def checking(schema, fast):
+        def check(data):
+            got = fast(data)
+            if got is not compiled_load.REFER:
+                name = type(schema).__name__
+                try:
+                    expected = type(schema).load(schema, data)
+                except ma.ValidationError as error:
+                    expected = error.messages
+                if got != expected:
+                    mismatches.append((name, data, got, expected))
+                answered.append(name)
+            return got
+        return check
+
+    loads = [schema.load for schema in compiled_load.compiled_load_schemas]
+    fasts = [load.fast for load in loads]
+    for schema, load in zip(compiled_load.compiled_load_schemas, loads):
+        load.fast = checking(schema, load.fast)
+    yield answered
+    for load, fast in zip(loads, fasts):
+        load.fast = fast
+    assert not mismatches, mismatches

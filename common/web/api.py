@@ -10,6 +10,7 @@ from common.web.auth import SECURITY, login_required
 from common.web.body import Parser
 from common.web.dump import compiled
 from common.web.errors import register_error_handlers
+from common.web.load import compiled_load
 from common.web.openapi import finish, operation_id
 from common.web.schemas import ErrorSchema
 
@@ -51,10 +52,11 @@ class Blueprint(flask_smorest.Blueprint):
                 )
 
     def arguments(self, schema, *args, **kwargs):
-        # webargs builds a new schema from a class on every request; one instance serves them all.
+        # webargs builds a new schema from a class on every request; one instance serves them all, and
+        # a well-formed body takes its compiled fast path.
         if isinstance(schema, type):
             schema = schema()
-        return super().arguments(schema, *args, **kwargs)
+        return super().arguments(compiled_load(schema), *args, **kwargs)
 
     def response(self, status_code, schema=None, **kwargs):
         # The schema documents the response; the dump that serves it is compiled from the same fields.

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import time
+from types import FunctionType
 from typing import Iterable
 
 from flask import Flask, g, request
@@ -31,6 +32,23 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
+class _Flask(Flask):
+    """Flask, asking once per function rather than on every call whether it is a coroutine."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync: dict = {}
+
+    def ensure_sync(self, func):
+        if type(func) is not FunctionType:
+            return super().ensure_sync(func)
+        try:
+            return self._sync[func]
+        except KeyError:
+            synced = self._sync[func] = super().ensure_sync(func)
+            return synced
+
+
 def create_app(
     service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "", public_reads: bool = False
 ) -> Flask:
@@ -40,7 +58,7 @@ def create_app(
     """
     settings = get_settings()
     configure_logging(service, settings.log_level)
-    app = Flask(f"svc_{service}")
+    app = _Flask(f"svc_{service}")
     app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE=f"toko {service} service",

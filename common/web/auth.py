@@ -81,11 +81,14 @@ def _load() -> Principal | None:
 
 def current_principal() -> Principal | None:
     """The caller, or None when the request carries no valid session (looked up once per request)."""
-    if "_principal" not in g:
-        g._principal = _load()
-        if g._principal is not None:
-            g.user_id = g._principal.user_id
-    return g._principal
+    ctx = g._get_current_object()  # one proxy lookup: this runs several times on every request
+    try:
+        return ctx._principal
+    except AttributeError:
+        principal = ctx._principal = _load()
+        if principal is not None:
+            ctx.user_id = principal.user_id
+        return principal
 
 
 def require_principal(admin: bool = False) -> Principal:

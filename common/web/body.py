@@ -30,6 +30,11 @@ class Parser(FlaskParser):
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing
+        # The request hooks have parsed the body already (Flask keeps it); parse again only to raise
+        # the error a body that did not parse deserves.
+        parsed = req.get_json(silent=True)
+        if parsed is not None:
+            return parsed
         try:
             return loads(req.get_data(cache=True))
         except UnicodeDecodeError as exc:

@@ -30,13 +30,14 @@ def init_db(app: Flask, service: str) -> None:
 
 def db() -> Session:
     """This request's session. Business code takes it as an argument; views commit it."""
-    session = g.get("_db")
+    ctx = g._get_current_object()  # one proxy lookup: this runs several times on every request
+    session = getattr(ctx, "_db", None)
     if session is None:
         ext = current_app.extensions["toko"]
         factory = ext.get("session_factory") or ext.get("_sessions")
         if factory is None:
             factory = ext["_sessions"] = session_factory(ext["service"])
-        session = g._db = factory()
+        session = ctx._db = factory()
     return session
 
 

@@ -243,3 +243,11 @@ def test_an_admin_buys_like_anyone(client, db_session):
     admin = make_account(db_session, "admin")
     item = make_item(db_session, stock=1)
     assert buy(client, admin, [{"item_id": item.id, "quantity": 1}]).get_json()["data"]["user_id"] == admin.id
+
+
+def test_a_well_formed_purchase_takes_the_compiled_fast_path(client, db_session, buyer,
+                                                            compiled_loads_match_marshmallow):
+    item = make_item(db_session)
+    before = compiled_loads_match_marshmallow.count("PurchaseCreate")
+    assert buy(client, buyer, [{"item_id": item.id, "quantity": 1}]).status_code == 201
+    assert compiled_loads_match_marshmallow.count("PurchaseCreate") == before + 1
