@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.web import Blueprint, db, require_principal
+from common.web import Blueprint, connection, db, require_principal
 from common.web.idempotency import REPLAY_HEADERS, idempotent
 from common.web.schemas import envelope
 from svc_transaction import service
@@ -44,7 +44,7 @@ def create_transaction(body):
     A total at or above the OTP threshold is created `awaiting_otp` (stock reserved until `confirm_by`);
     below it the transaction is `paid` at once. Two lines for one item → 422.
     """
-    txn = service.purchase(db(), require_principal().user_id, body["lines"])
+    txn = service.purchase(connection(), require_principal().user_id, body["lines"])
     return {"data": txn}, 201, _location(txn.id)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, NoReturn, cast
 
 from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from common.db.models import Item, OtpChallenge, Transaction, TransactionLine
@@ -85,11 +86,13 @@ class Sale:
     cancelled_at: None = None
 
 
-def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
-    """Take the stock of every line and record the sale, or take nothing (409/422)."""
+def purchase(connection: Connection, user_id: int, lines: list[dict]) -> Sale:
+    """Take the stock of every line and record the sale, or take nothing (409/422).
+
+    It works on a connection in the caller's transaction, not a session: no ORM entity is involved, and
+    its statements go straight to the driver.
+    """
     settings = get_settings()
-    # Straight to the driver on the session's connection (its transaction): no ORM entities are involved.
-    connection = session.connection()
     # Rows are locked in item id order: two purchases of the same items queue instead of deadlocking.
     ordered = sorted(enumerate(lines), key=lambda pair: pair[1]["item_id"])
     taken: list[tuple[dict, int]] = []
@@ -100,7 +103,7 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
         ) as cursor:
             row = cursor.fetchone()
         if row is None:
-            _refuse(session, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
+            _refuse(connection, ordered, {done["item_id"]: done["quantity"] for done, _ in taken}, index)
         price, now = row
         taken.append((line, price))
     total = sum(line["quantity"] * price for line, price in taken)
@@ -135,12 +138,13 @@ def purchase(session: Session, user_id: int, lines: list[dict]) -> Sale:
 
 
 def _refuse(
-    session: Session, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int
+    connection: Connection, ordered: list[tuple[int, dict]], taken: dict[int, int], failed_index: int
 ) -> NoReturn:
     """Explain why a line could not be filled: unknown or removed items (422), else short stock (409)."""
     ids = [line["item_id"] for _, line in ordered]
     rows = {
-        r.id: r for r in session.execute(select(Item.id, Item.stock, Item.deleted_at).where(Item.id.in_(ids)))
+        r.id: r
+        for r in connection.execute(select(Item.id, Item.stock, Item.deleted_at).where(Item.id.in_(ids)))
     }
     missing = [
         (i, line) for i, line in ordered if line["item_id"] not in rows or rows[line["item_id"]].deleted_at

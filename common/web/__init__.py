@@ -3,6 +3,15 @@
 from common.web.api import Api, Blueprint
 from common.web.app import create_app
 from common.web.auth import current_principal, require_principal
-from common.web.db import db
+from common.web.db import commit, connection, db
 
-__all__ = ["Api", "Blueprint", "create_app", "current_principal", "require_principal", "db"]
+__all__ = [
+    "Api",
+    "Blueprint",
+    "commit",
+    "connection",
+    "create_app",
+    "current_principal",
+    "require_principal",
+    "db",
+]

@@ -18,7 +18,7 @@ from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.web.db import close_session, init_db
+from common.web.db import close_session, init_db, request_engine
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix, through_edge
 from common.web.encoding import OrjsonProvider
@@ -114,11 +114,10 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
     @app.after_request
     def _finish(response):
         req, ctx = request._get_current_object(), g._get_current_object()
-        session = ctx.get("_db")
-        engine = session.get_bind().engine if session is not None else ctx.get("_engine")
+        engine = request_engine()
         # End the transaction before logging and counting, so a connection lost meanwhile is answered,
         # logged and counted as the 503 it is.
-        if session is not None and close_session() is not None:
+        if close_session() is not None:
             response = database_unavailable()
         response.headers["X-Request-ID"] = ctx.get("request_id") or os.urandom(16).hex()
         decorate(response, req, public_reads=public_reads, origins=origins)

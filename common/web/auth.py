@@ -14,7 +14,7 @@ from common.errors import Forbidden, Unauthorized
 from common.principal import Principal
 from common.security import SESSION_COOKIE, hash_token
 from common.settings import get_settings
-from common.web.db import db
+from common.web.db import commit, connection
 
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
 SECURITY_SCHEMES = {
@@ -52,9 +52,9 @@ def _load() -> Principal | None:
     token = request_token()
     if not token or len(token) > 512:
         return None
-    session = db()
+    conn = connection()
     # Straight to the driver: no entities are involved and this runs on every authenticated request.
-    with closing(run(session.connection(), _LOOKUP_SQL, {"h": hash_token(token)})) as cursor:
+    with closing(run(conn, _LOOKUP_SQL, {"h": hash_token(token)})) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None
@@ -72,10 +72,10 @@ def _load() -> Principal | None:
     ) = row
     settings = get_settings()
     if now - last_seen_at >= timedelta(seconds=settings.session_touch_seconds):
-        touched = session.execute(_TOUCH, {"id": session_id, "idle": settings.session_idle_seconds}).scalar()
+        touched = conn.execute(_TOUCH, {"id": session_id, "idle": settings.session_idle_seconds}).scalar()
         idle_expires_at = touched or idle_expires_at
         # Release the session row at once; otherwise the lookup simply opens the request's transaction.
-        session.commit()
+        commit()
     return Principal(session_id, user_id, username, role, verified, created_at, expires_at, idle_expires_at)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from flask import Flask, current_app, g
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -29,16 +29,65 @@ def init_db(app: Flask, service: str) -> None:
 
 
 def db() -> Session:
-    """This request's session. Business code takes it as an argument; views commit it."""
+    """This request's session. Business code takes it as an argument; views commit it.
+
+    When the request has already worked through `connection()` (the session lookup does), the session
+    takes over that connection and its transaction: a request is one transaction, however it reached
+    the database.
+    """
     ctx = g._get_current_object()  # one proxy lookup: this runs several times on every request
-    session = getattr(ctx, "_db", None)
+    session = ctx.get("_db")
     if session is None:
         ext = current_app.extensions["toko"]
         factory = ext.get("session_factory") or ext.get("_sessions")
         if factory is None:
             factory = ext["_sessions"] = session_factory(ext["service"])
-        session = ctx._db = factory()
+        conn = ctx.get("_conn")
+        if conn is None:
+            session = ctx._db = factory()
+        else:
+            session = ctx._db = factory(bind=conn, join_transaction_mode="control_fully")
     return session
+
+
+def connection() -> Connection:
+    """This request's connection, in this request's transaction, without an ORM session around it.
+
+    For the statements that run on every authenticated request and every purchase: on a one-row
+    statement the session's bookkeeping costs more than the statement. A session asked for later takes
+    the transaction over (`db()`); `commit()` commits whichever holds it. A request that already has a
+    session, or an app whose sessions a caller supplies (the tests), works through that session.
+    """
+    ctx = g._get_current_object()
+    session = ctx.get("_db")
+    ext = current_app.extensions["toko"]
+    if session is not None or ext.get("session_factory") is not None:
+        return db().connection()
+    conn = ctx.get("_conn")
+    if conn is None:
+        conn = ctx._conn = _engine(ext).connect()
+    if not conn.in_transaction():
+        # A statement sent straight to the driver (common.db.session.run) does not begin SQLAlchemy's
+        # transaction, and without one commit() would do nothing.
+        conn.begin()
+    return conn
+
+
+def commit() -> None:
+    """Commit this request's work, whether the session or the bare connection holds it."""
+    ctx = g._get_current_object()
+    session = ctx.get("_db")
+    if session is not None:
+        session.commit()
+    elif (conn := ctx.get("_conn")) is not None:
+        conn.commit()
+
+
+def _engine(ext: dict) -> Engine:
+    engine = ext.get("_engine")
+    if engine is None:
+        engine = ext["_engine"] = get_engine(ext["service"])
+    return engine
 
 
 @contextmanager
@@ -49,55 +98,65 @@ def read_connection() -> Iterator[Connection]:
     and no ORM session around it (on a one-row read, the session's bookkeeping costs more than the
     statement). psycopg2's own autocommit flag is flipped, not SQLAlchemy's isolation level, whose reset
     costs a round trip; it is flipped back before the connection returns to the pool. A request that
-    already has a session, or an app whose sessions a caller supplies (the tests), reads through that
-    session's connection and transaction instead.
+    already has a session or a connection, or an app whose sessions a caller supplies (the tests), reads
+    through that request's connection and transaction instead.
     """
     ext = current_app.extensions["toko"]
     ctx = g._get_current_object()
-    if ctx.get("_db") is not None or ext.get("session_factory") is not None:
-        yield db().connection()
+    if ctx.get("_db") is not None or ctx.get("_conn") is not None or ext.get("session_factory") is not None:
+        yield connection()
         return
-    engine = ext.get("_engine")
-    if engine is None:
-        engine = ext["_engine"] = get_engine(ext["service"])
+    engine = _engine(ext)
     ctx._engine = engine  # the pool gauges are read after the response
-    connection = engine.connect()
+    conn = engine.connect()
     try:
-        dbapi = connection.connection.dbapi_connection
+        dbapi: Any = conn.connection.dbapi_connection  # checked out: never None here
         dbapi.autocommit = True
         try:
-            yield connection
+            yield conn
         finally:
             try:
                 dbapi.autocommit = False
             except Exception:
                 # Whatever broke it, an autocommit connection must never go back to the pool.
-                connection.invalidate()
+                conn.invalidate()
     finally:
-        connection.close()
+        conn.close()
+
+
+def request_engine() -> Engine | None:
+    """The engine this request used, if any (the pool gauges are read from it)."""
+    ctx = g._get_current_object()
+    session = ctx.get("_db")
+    if session is not None:
+        return session.get_bind().engine
+    conn = ctx.get("_conn")
+    return conn.engine if conn is not None else ctx.get("_engine")
 
 
 def close_session() -> SQLAlchemyError | None:
-    """End this request's session (rolling back what was not committed); return, not raise, a failure.
+    """End the request's session and connection (rolling back uncommitted work); return, not raise, a failure.
 
     Closing rolls back an open transaction, which needs the connection: when the database dropped it
     while the view ran (a failover, a pooler restart, a terminated backend), the rollback fails after
     the view's answer was made. The caller turns that into a 503 instead of letting it escape the
     request as the WSGI server's HTML 500.
     """
-    session = g.pop("_db", None)
-    if session is None:
-        return None
-    try:
-        session.close()
-    except SQLAlchemyError as exc:
-        log.warning(
-            "database connection lost while ending the request: %s",
-            type(getattr(exc, "orig", None) or exc).__name__,
-        )
+    failure = None
+    # The session first: it may hold the connection's transaction, which it rolls back; then the connection.
+    for holder in (g.pop("_db", None), g.pop("_conn", None)):
+        if holder is None:
+            continue
         try:
-            session.invalidate()  # the pool must not hand that connection out again
-        except SQLAlchemyError:
-            pass
-        return exc
-    return None
+            holder.close()
+        except SQLAlchemyError as exc:
+            log.warning(
+                "database connection lost while ending the request: %s",
+                type(getattr(exc, "orig", None) or exc).__name__,
+            )
+            try:
+                holder.invalidate()  # the pool must not hand that connection out again
+            except SQLAlchemyError:
+                pass
+            failure = failure or exc
+    return failure

@@ -18,7 +18,7 @@ from common.errors import ApiError
 from common.settings import get_settings
 from common.web.api import Blueprint
 from common.web.auth import require_principal
-from common.web.db import db
+from common.web.db import commit, db
 from common.web.errors import error_body, error_response
 
 HEADER = "Idempotency-Key"
@@ -68,12 +68,12 @@ def idempotent(
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            session = db()
             raw = request.headers.get(HEADER)
             if raw is None:
                 response = view(*args, **kwargs)
-                session.commit()
+                commit()
                 return response
+            session = db()
             key = idempotency.check_key(raw)
             user_id = require_principal().user_id
             scope = f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"

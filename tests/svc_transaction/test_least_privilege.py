@@ -38,21 +38,21 @@ def test_purchase_confirm_cancel_and_expiry_as_the_service_role(role_session):
     pricey = committed_item(price=get_settings().otp_threshold, stock=10)
     line = [{"item_id": cheap, "quantity": 2}]
 
-    assert service.purchase(role_session, buyer.id, line).status == "paid"
+    assert service.purchase(role_session.connection(), buyer.id, line).status == "paid"
     # A keyed purchase's rows: the key claimed, its answer stored, then found by a retry.
     key_id = idempotency.claim(role_session, buyer.id, "role-key", "f" * 64, ttl_seconds=60)
-    keyed = idempotency.Answer(201, {"data": service.purchase(role_session, buyer.id, line).id}, {"Location": "/x"})
+    keyed = idempotency.Answer(201, {"data": service.purchase(role_session.connection(), buyer.id, line).id}, {"Location": "/x"})
     idempotency.record(role_session, key_id, keyed)
     assert idempotency.claim(role_session, buyer.id, "role-key", "f" * 64, ttl_seconds=60) is None
     assert idempotency.stored_answer(role_session, buyer.id, "role-key", "f" * 64) == keyed
     with pytest.raises(Conflict) as refused:
-        service.purchase(role_session, buyer.id, [{"item_id": cheap, "quantity": 100}])
+        service.purchase(role_session.connection(), buyer.id, [{"item_id": cheap, "quantity": 100}])
     assert refused.value.code == "insufficient_stock"
     role_session.rollback()
 
-    paid = service.purchase(role_session, buyer.id, line)
-    waiting = service.purchase(role_session, buyer.id, [{"item_id": pricey, "quantity": 1}])
-    overdue = service.purchase(role_session, buyer.id, [{"item_id": pricey, "quantity": 1}])
+    paid = service.purchase(role_session.connection(), buyer.id, line)
+    waiting = service.purchase(role_session.connection(), buyer.id, [{"item_id": pricey, "quantity": 1}])
+    overdue = service.purchase(role_session.connection(), buyer.id, [{"item_id": pricey, "quantity": 1}])
     role_session.commit()
     otp = verified_otp(buyer.id, waiting.id)
     assert service.confirm(role_session, me, waiting.id, otp).status == "paid"
