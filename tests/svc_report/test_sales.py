@@ -187,7 +187,7 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     """TOKO_REPORT_DATABASE_URL moves the aggregate to its own connection (here: the same server, so the
     replica sees what is committed and nothing of this test's open transaction)."""
     from common.db.session import session_scope
-    from svc_report import service
+    from svc_report import sales
     from tests.conftest import TEST_DATABASE_URL
 
     with session_scope() as session:
@@ -196,8 +196,8 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     add_sale(db_session, buyer.id, utc(1979, 8, 1, 11), [(db_session.get(Item, item.id), 1, 700)])
     params = {"from": "1979-08-01", "to": "1979-08-02"}
     assert report(client, admin, **params)["totals"] == {"transactions": 2, "quantity": 4, "revenue": 2800}
-    replica = dataclasses.replace(service.get_settings(), report_database_url=TEST_DATABASE_URL)
-    monkeypatch.setattr(service, "get_settings", lambda: replica)
+    replica = dataclasses.replace(sales.get_settings(), report_database_url=TEST_DATABASE_URL)
+    monkeypatch.setattr(sales, "get_settings", lambda: replica)
     on_replica = report(client, admin, **params)
     assert on_replica["totals"] == {"transactions": 1, "quantity": 3, "revenue": 2100}
     # That server is no standby, so there is no lag to state (a real one: tests/cluster).
