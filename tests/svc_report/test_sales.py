@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -202,3 +205,35 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     assert on_replica["totals"] == {"transactions": 1, "quantity": 3, "revenue": 2100}
     # That server is no standby, so there is no lag to state (a real one: tests/cluster).
     assert on_replica["replication_lag_seconds"] is None
+
+
+def test_threads_asking_at_once_for_the_replica_share_one_engine(monkeypatch):
+    """gthread workers run reports side by side: the first aggregates of a process must not each build an
+    engine (and a pool) of their own."""
+    from common.db import session as engines
+    from svc_report import sales
+
+    replica = dataclasses.replace(sales.get_settings(), report_database_url="postgresql://replica.invalid/toko")
+    monkeypatch.setattr(sales, "get_settings", lambda: replica)
+    monkeypatch.setattr(engines, "_engines", {})
+    made = []
+
+    def slow_make_engine(url, **kwargs):
+        time.sleep(0.05)  # wide enough a gap for every thread to find the cache empty without the lock
+        made.append(real_make_engine(url, **kwargs))
+        return made[-1]
+
+    real_make_engine = engines.make_engine
+    monkeypatch.setattr(engines, "make_engine", slow_make_engine)
+    start = threading.Barrier(16)
+
+    def bind(_):
+        start.wait()
+        with sales.aggregate_session(None) as reads:  # a replica is configured: the session is not used
+            return reads.get_bind()
+
+    with ThreadPoolExecutor(16) as pool:
+        binds = set(pool.map(bind, range(16)))
+    assert len(made) == 1 and binds == {made[0]}
+    assert made[0].url.host == "replica.invalid"
+    made[0].dispose()
