@@ -102,7 +102,8 @@ def sql_report_client(env: BenchEnv, stop: threading.Event, pause: float, out: R
     import psycopg2.errors
 
     from bench.report_sales import bind
-    from svc_report.service import SalesQuery, sales_sql
+    from svc_report.query import SalesQuery
+    from svc_report.sales import sales_sql
 
     start, end = (datetime.fromisoformat(day).replace(tzinfo=timezone.utc) for day in SQL_WINDOW)
     sql, params = bind(sales_sql("item"), SalesQuery(start, end, "item", "UTC"))

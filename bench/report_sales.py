@@ -163,7 +163,8 @@ def compare(env: BenchEnv, base: str, token: str, window, rounds: int, explain: 
     import psycopg2
     import requests
 
-    from svc_report.service import parse_sales_query, sales_sql
+    from svc_report.query import parse_sales_query
+    from svc_report.sales import sales_sql
 
     label, start, end, group_by = window
     query = parse_sales_query(start, end, group_by)

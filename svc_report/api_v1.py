@@ -1,4 +1,4 @@
-"""v1 views of the report service (admin only): parse, call service.py, serialize."""
+"""v1 views of the report service (admin only): parse, call the report modules, serialize."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from flask import Response, jsonify, url_for
 
 from common.web import Blueprint, db, require_principal
 from common.web.schemas import PageArgs, envelope
-from svc_report import service
+from svc_report import export, jobs, sales
+from svc_report.query import parse_sales_query
 from svc_report.schemas import ReportCreate, ReportJobSchema, ReportJobSummary, SalesArgs, SalesReport
 
 reports = Blueprint(
@@ -29,10 +30,10 @@ def sales_report(args):
     `group_by=day` has a row for every day of the window, zero where nothing sold. Sums are exact at any
     size (past 2^63 too).
     """
-    query = service.parse_sales_query(args["from_"], args["to"], args["group_by"], args["tz"])
+    query = parse_sales_query(args["from_"], args["to"], args["group_by"], args["tz"])
     # The service already builds the documented JSON document; dumping thousands of rows field by field
     # through marshmallow would cost more than the HTTP layer itself, so it is sent as it is.
-    return jsonify({"data": service.sales_report(db(), query)})
+    return jsonify({"data": sales.sales_report(db(), query)})
 
 
 @reports.route("", methods=["POST"])
@@ -43,7 +44,7 @@ def sales_report(args):
 def create_report(body):
     """Queue a report; svc_report_worker computes it. Poll the `Location` until `done`."""
     params = {"from": body["from_"], "to": body["to"], "group_by": body["group_by"], "tz": body["tz"]}
-    job = service.enqueue(db(), require_principal().user_id, body["kind"], params)
+    job = jobs.enqueue(db(), require_principal().user_id, body["kind"], params)
     db().commit()
     return {"data": job}, 202, {"Location": url_for("reports.get_report", job_id=job.id)}
 
@@ -54,7 +55,7 @@ def create_report(body):
 @reports.response(200, envelope(ReportJobSummary, many=True))
 def list_reports(args):
     """Queued reports, newest first (without their results)."""
-    return {"data": service.list_jobs(db(), args["page"], args["per_page"])}
+    return {"data": jobs.list_jobs(db(), args["page"], args["per_page"])}
 
 
 @reports.route("/<int:job_id>", methods=["GET"])
@@ -63,7 +64,7 @@ def list_reports(args):
 @reports.errors(404)
 def get_report(job_id):
     """A report job: queued, running, done (with `result`) or failed (with `error`)."""
-    return {"data": service.get_job(db(), job_id)}
+    return {"data": jobs.get_job(db(), job_id)}
 
 
 @reports.route("/<int:job_id>", methods=["DELETE"])
@@ -72,7 +73,7 @@ def get_report(job_id):
 @reports.errors(404)
 def delete_report(job_id):
     """Remove a report job, in whatever state."""
-    service.delete_job(db(), job_id)
+    jobs.delete_job(db(), job_id)
     db().commit()
     return "", 204
 
@@ -94,9 +95,9 @@ def report_csv(job_id):
     A text cell that would start a spreadsheet formula (`=`, `+`, `-`, `@`, a tab or line break, also after
     leading blanks or control characters) is prefixed with `'`.
     """
-    result = service.finished_result(service.get_job(db(), job_id))
+    result = jobs.finished_result(jobs.get_job(db(), job_id))
     return Response(
-        service.report_csv(result),
+        export.report_csv(result),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="sales-report-{job_id}.csv"'},
     )
@@ -118,9 +119,9 @@ def report_chart(job_id):
 
     Well-formed XML whatever the names hold: characters XML forbids (control characters) show as U+FFFD.
     """
-    result = service.finished_result(service.get_job(db(), job_id))
+    result = jobs.finished_result(jobs.get_job(db(), job_id))
     return Response(
-        service.report_chart(result),
+        export.report_chart(result),
         mimetype="image/svg+xml",
         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
     )

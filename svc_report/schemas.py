@@ -6,7 +6,8 @@ from marshmallow import Schema, fields, validate
 
 from common.db.models.reports import REPORT_STATES
 from common.web.schemas import StrictSchema, UtcDateTime
-from svc_report.service import GROUP_BYS, KINDS
+from svc_report.jobs import KINDS
+from svc_report.query import GROUP_BYS
 
 _FROM_DOC = (
     "Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "

@@ -20,7 +20,8 @@ from common.db.session import get_engine
 from common.errors import ApiError
 from common.settings import get_settings
 from common.worker import Worker
-from svc_report import service
+from svc_report.query import parse_sales_query
+from svc_report.sales import sales_report
 
 log = logging.getLogger("toko.report_worker")
 
@@ -95,13 +96,11 @@ class Heartbeat:
 
 
 def compute(session: Session, kind: str, params: dict) -> dict:
-    """The same service function the live endpoint calls."""
+    """The same report function the live endpoint calls."""
     if kind != "sales":
         raise ApiError(f"Unknown report kind {kind!r}.", code="unknown_kind", status=422)
-    query = service.parse_sales_query(
-        params["from"], params["to"], params.get("group_by", "day"), params.get("tz")
-    )
-    return service.sales_report(session, query)
+    query = parse_sales_query(params["from"], params["to"], params.get("group_by", "day"), params.get("tz"))
+    return sales_report(session, query)
 
 
 def _reason(exc: BaseException) -> str:

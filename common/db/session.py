@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.settings import get_settings
 
 _lock = threading.Lock()
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[tuple[int, str, str], Engine] = {}
 
 
 def driver_url(url: str) -> str:
@@ -77,14 +77,23 @@ def _drop_dead_connections(dbapi_connection, record, proxy) -> None:
 
 def get_engine(service: str | None = None) -> Engine:
     """The engine of this process for a service (created on first use, re-created after fork)."""
-    url = get_settings().database_url_for(service)
-    key = (os.getpid(), url)
+    return cached_engine(get_settings().database_url_for(service), f"toko-{service or 'cli'}")
+
+
+def cached_engine(url: str, application_name: str, *, own_pool: bool = False) -> Engine:
+    """This process's engine for `url`, made once however many threads ask at the same time.
+
+    Callers of the same URL share one engine (named by the first); `own_pool` gives this
+    application_name an engine of its own, so its connections never compete with the requests'.
+    """
+    # Per process: gunicorn forks, and connections must not cross a fork.
+    key = (os.getpid(), url, application_name if own_pool else "")
     engine = _engines.get(key)
     if engine is None:
         with _lock:
             engine = _engines.get(key)
             if engine is None:
-                engine = make_engine(url, application_name=f"toko-{service or 'cli'}")
+                engine = make_engine(url, application_name=application_name)
                 _engines[key] = engine
     return engine
 
@@ -140,6 +149,7 @@ __all__ = [
     "run",
     "driver_sql",
     "get_engine",
+    "cached_engine",
     "dispose_engines",
     "session_factory",
     "session_scope",

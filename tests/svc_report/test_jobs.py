@@ -12,7 +12,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from common.db.models import ReportJob
 from svc_report import chart
-from svc_report import service, worker
+from svc_report import export, worker
 from svc_report.worker import ReportTick
 from tests.factories import make_account, make_item
 from tests.svc_report.conftest import add_sale, assert_error, utc
@@ -333,7 +333,7 @@ def test_chart_of_many_items_shows_the_top_ones_and_says_so():
     result = {"kind": "sales", "from": "1997-05-01T00:00:00Z", "to": "1997-05-01T17:00:00Z", "group_by": "item",
               "tz": "Asia/Jakarta", "currency": "IDR", "rows": rows,
               "totals": {"transactions": 40, "quantity": 40, "revenue": sum(r["revenue"] for r in rows)}}
-    root = ET.fromstring(service.report_chart(result))
+    root = ET.fromstring(export.report_chart(result))
     titles = [r.find(f"{SVG}title").text for r in root.iter(f"{SVG}rect") if r.get("fill") == chart.BAR]
     assert titles == [f"thing {n}: {1000 - n:,}" for n in range(30)]
     texts = [t.text for t in root.iter(f"{SVG}text")]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -187,7 +190,7 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     """TOKO_REPORT_DATABASE_URL moves the aggregate to its own connection (here: the same server, so the
     replica sees what is committed and nothing of this test's open transaction)."""
     from common.db.session import session_scope
-    from svc_report import service
+    from svc_report import sales
     from tests.conftest import TEST_DATABASE_URL
 
     with session_scope() as session:
@@ -196,9 +199,41 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     add_sale(db_session, buyer.id, utc(1979, 8, 1, 11), [(db_session.get(Item, item.id), 1, 700)])
     params = {"from": "1979-08-01", "to": "1979-08-02"}
     assert report(client, admin, **params)["totals"] == {"transactions": 2, "quantity": 4, "revenue": 2800}
-    replica = dataclasses.replace(service.get_settings(), report_database_url=TEST_DATABASE_URL)
-    monkeypatch.setattr(service, "get_settings", lambda: replica)
+    replica = dataclasses.replace(sales.get_settings(), report_database_url=TEST_DATABASE_URL)
+    monkeypatch.setattr(sales, "get_settings", lambda: replica)
     on_replica = report(client, admin, **params)
     assert on_replica["totals"] == {"transactions": 1, "quantity": 3, "revenue": 2100}
     # That server is no standby, so there is no lag to state (a real one: tests/cluster).
     assert on_replica["replication_lag_seconds"] is None
+
+
+def test_threads_asking_at_once_for_the_replica_share_one_engine(monkeypatch):
+    """gthread workers run reports side by side: the first aggregates of a process must not each build an
+    engine (and a pool) of their own."""
+    from common.db import session as engines
+    from svc_report import sales
+
+    replica = dataclasses.replace(sales.get_settings(), report_database_url="postgresql://replica.invalid/toko")
+    monkeypatch.setattr(sales, "get_settings", lambda: replica)
+    monkeypatch.setattr(engines, "_engines", {})
+    made = []
+
+    def slow_make_engine(url, **kwargs):
+        time.sleep(0.05)  # wide enough a gap for every thread to find the cache empty without the lock
+        made.append(real_make_engine(url, **kwargs))
+        return made[-1]
+
+    real_make_engine = engines.make_engine
+    monkeypatch.setattr(engines, "make_engine", slow_make_engine)
+    start = threading.Barrier(16)
+
+    def bind(_):
+        start.wait()
+        with sales.aggregate_session(None) as reads:  # a replica is configured: the session is not used
+            return reads.get_bind()
+
+    with ThreadPoolExecutor(16) as pool:
+        binds = set(pool.map(bind, range(16)))
+    assert len(made) == 1 and binds == {made[0]}
+    assert made[0].url.host == "replica.invalid"
+    made[0].dispose()
