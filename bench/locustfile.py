@@ -2,11 +2,13 @@
 
     .venv/bin/locust -f bench/locustfile.py --headless -u 9 -r 9 -t 30s      (or: make load)
 
-Customers register, log in once, browse both catalogue versions, buy, and read their transactions;
-one admin reads live sales reports and queues report jobs. Expected business answers (409 when an
-item sells out, 429 throttling) count as answers, not failures; a login or registration refused with 503
-`busy` (every password-hashing slot taken) is retried after its Retry-After, up to five times, as a careful
-client would; other 5xx, connection failures and any other unexpected status are failures, and Locust exits 1 when there is one. Afterwards it prints the RSS of
+Customers register, log in, browse both catalogue versions, buy, and read their transactions; about
+one visit in eleven ends with a logout and a new login, so logins run at a steady rate under the rest
+of the load, not only in the first instant. One admin reads live sales reports and queues report jobs.
+Expected business answers (409 when an item sells out, 429 throttling) count as answers, not failures;
+a login or registration refused with 503 `busy` (every password-hashing slot taken) is retried after its
+Retry-After, up to five times, as a careful client would; other 5xx, connection failures and any other
+unexpected status are failures, and Locust exits 1 when there is one. Afterwards it prints the RSS of
 every gunicorn worker. The services' ports come from the settings (TOKO_*_PORT), as `make run` uses them.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bench.common import worker_rss  # noqa: E402
 from common.settings import SERVICES, get_settings  # noqa: E402
 
 EXPECTED = {200, 201, 202, 204, 409, 429}
+PASSWORD = "load-password-123"
 BUSY_RETRIES = 5
 HOST = os.environ.get("TOKO_LOAD_HOST", "127.0.0.1")
 SETTINGS = get_settings()
@@ -76,12 +79,20 @@ class Customer(TokoUser):
     wait_time = between(0, 0.05)
 
     def on_start(self):
-        name = f"load{uuid.uuid4().hex[:10]}"
+        self.name = f"load{uuid.uuid4().hex[:10]}"
         self.call("register", "user", "POST", "/v1/users",
-                  json={"username": name, "email": f"{name}@load.test", "password": "load-password-123"})
-        self.log_in(name, "load-password-123")
+                  json={"username": self.name, "email": f"{self.name}@load.test", "password": PASSWORD})
+        self.log_in(self.name, PASSWORD)
 
-    @task
+    @task(1)
+    def come_back(self):
+        """A customer leaves (logs out) and comes back later with a new login: logins at a steady rate."""
+        token = self.client.headers.pop("Authorization", None)
+        if token is not None:
+            self.call("logout", "user", "DELETE", "/v1/sessions/current", headers={"Authorization": token})
+        self.log_in(self.name, PASSWORD)
+
+    @task(10)
     def shop(self):
         page = self.call("browse v1", "item", "GET", "/v1/items",
                          params={"per_page": 20, "page": random.randint(1, 3)})

@@ -18,7 +18,7 @@ from common.logs import configure_logging
 from common.settings import get_settings
 from common.web.api import Api, Blueprint
 from common.web.auth import SECURITY_SCHEMES
-from common.web.db import close_session, init_db, request_engine
+from common.web.db import end_request, init_db
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix, through_edge
 from common.web.encoding import OrjsonProvider
@@ -114,10 +114,10 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
     @app.after_request
     def _finish(response):
         req, ctx = request._get_current_object(), g._get_current_object()
-        engine = request_engine()
         # End the transaction before logging and counting, so a connection lost meanwhile is answered,
         # logged and counted as the 503 it is.
-        if close_session() is not None:
+        engine, failure = end_request(ctx)
+        if failure is not None:
             response = database_unavailable()
         response.headers["X-Request-ID"] = ctx.get("request_id") or os.urandom(16).hex()
         decorate(response, req, public_reads=public_reads, origins=origins)
@@ -153,9 +153,10 @@ def _reject_unstorable_text(req) -> None:
         if req.query_string
         else []
     )
-    if req.is_json and _has_body(req):
-        body = req.get_json(silent=True)
-        if unstorable(body):
+    # In JSON text a NUL or a lone surrogate can only arrive escaped (a raw one does not parse or decode),
+    # so a body without a \u escape needs no walk.
+    if req.is_json and _has_body(req) and b"\\u" in req.get_data(cache=True):
+        if unstorable(req.get_json(silent=True)):
             bad.append("body")
     if bad:
         raise ApiError(

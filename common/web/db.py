@@ -24,8 +24,8 @@ def init_db(app: Flask, service: str) -> None:
 
     @app.teardown_appcontext
     def _close(exc):  # noqa: ANN001
-        # Normally close_session already ran in after_request; this catches a request that never got there.
-        close_session()
+        # Normally the request ended in after_request; this catches a request that never got there.
+        end_request(g._get_current_object())
 
 
 def db() -> Session:
@@ -124,27 +124,22 @@ def read_connection() -> Iterator[Connection]:
         conn.close()
 
 
-def request_engine() -> Engine | None:
-    """The engine this request used, if any (the pool gauges are read from it)."""
-    ctx = g._get_current_object()
-    session = ctx.get("_db")
-    if session is not None:
-        return session.get_bind().engine
-    conn = ctx.get("_conn")
-    return conn.engine if conn is not None else ctx.get("_engine")
+def end_request(ctx) -> tuple[Engine | None, SQLAlchemyError | None]:
+    """End the request's session and connection; return the engine it used (for the pool gauges) and
+    the failure ending them met, if any (returned, not raised).
 
-
-def close_session() -> SQLAlchemyError | None:
-    """End the request's session and connection (rolling back uncommitted work); return, not raise, a failure.
-
-    Closing rolls back an open transaction, which needs the connection: when the database dropped it
+    Ending rolls back an open transaction, which needs the connection: when the database dropped it
     while the view ran (a failover, a pooler restart, a terminated backend), the rollback fails after
     the view's answer was made. The caller turns that into a 503 instead of letting it escape the
     request as the WSGI server's HTML 500.
     """
+    session, conn = ctx.pop("_db", None), ctx.pop("_conn", None)
+    if session is None and conn is None:
+        return ctx.get("_engine"), None
+    engine = session.get_bind().engine if session is not None else conn.engine
     failure = None
     # The session first: it may hold the connection's transaction, which it rolls back; then the connection.
-    for holder in (g.pop("_db", None), g.pop("_conn", None)):
+    for holder in (session, conn):
         if holder is None:
             continue
         try:
@@ -159,4 +154,4 @@ def close_session() -> SQLAlchemyError | None:
             except SQLAlchemyError:
                 pass
             failure = failure or exc
-    return failure
+    return engine, failure
