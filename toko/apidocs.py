@@ -22,8 +22,9 @@ is out of date. Each running service serves the same document at `GET /openapi.j
 ## Every service
 
 - JSON in, JSON out, UTF-8. Success is `{"data": …}`; v1 lists are `{"data": [ … ]}` paged with
-  `?page=&per_page=` (default 20, at most 100); v2 lists add `"meta": {"limit", "next_cursor"}` and take
-  `?cursor=&limit=` (a cursor is opaque: pass `next_cursor` back as it came; null on the last page).
+  `?page=&per_page=`; v2 lists add `"meta": {"limit", "next_cursor"}` and take `?cursor=&limit=` (a
+  page holds 20 by default and at most 100, as `TOKO_DEFAULT_PAGE_SIZE` and `TOKO_MAX_PAGE_SIZE` set
+  them; a cursor is opaque: pass `next_cursor` back as it came; null on the last page).
 - Every status ≥ 400 is `{"error": {"code": "snake_case", "message": "a sentence", "details": {…}}}`;
   the codes are listed per operation below and all together at the end. 422 names the fields in
   `details.fields`; 429 and 503 carry `Retry-After`.

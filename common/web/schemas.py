@@ -61,13 +61,31 @@ def envelope(schema: type[ma.Schema], many: bool = False, cursor: bool = False) 
     return type(f"{base}{suffix}Envelope", (ma.Schema,), attrs)
 
 
+class PageSize(validate.Range):
+    """1 to TOKO_MAX_PAGE_SIZE, the bound read when a request is checked or the OpenAPI document written."""
+
+    def __init__(self) -> None:
+        super().__init__(min=1)
+
+    @property
+    def max(self) -> int:
+        return get_settings().max_page_size
+
+    @max.setter
+    def max(self, _value: object) -> None:
+        """Range's constructor sets a fixed bound; this one follows the settings."""
+
+
+def page_size_field() -> fields.Integer:
+    """A per_page/limit argument: TOKO_DEFAULT_PAGE_SIZE when absent, at most TOKO_MAX_PAGE_SIZE."""
+    return fields.Integer(load_default=lambda: get_settings().default_page_size, validate=PageSize())
+
+
 class PageArgs(StrictSchema):
     """v1 offset pagination: ?page=&per_page=."""
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(
-        load_default=lambda: get_settings().default_page_size, validate=validate.Range(min=1, max=100)
-    )
+    per_page = page_size_field()
 
 
 class CursorArgs(StrictSchema):
@@ -82,9 +100,7 @@ class CursorArgs(StrictSchema):
             "description": "next_cursor of the previous page, as it came.",
         },
     )
-    limit = fields.Integer(
-        load_default=lambda: get_settings().default_page_size, validate=validate.Range(min=1, max=100)
-    )
+    limit = page_size_field()
 
 
 def now_utc() -> datetime:
