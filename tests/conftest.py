@@ -104,6 +104,21 @@ def db_session(database_url):
 
 
 @pytest.fixture
+def environment(monkeypatch):
+    """Set environment variables for this test's settings (read again at once); restored afterwards."""
+    from common.settings import get_settings
+
+    def set_variables(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    yield set_variables
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def make_client(db_session):
     """An in-process test client for a service, sharing the test's rolled-back session."""
 

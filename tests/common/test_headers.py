@@ -47,13 +47,9 @@ def test_the_public_catalogue_may_be_cached(make_client):
 
 
 @pytest.fixture
-def cors(monkeypatch):
+def cors(environment):
     """Settings with TOKO_CORS_ORIGINS set, for apps created inside the test."""
-    monkeypatch.setenv("TOKO_CORS_ORIGINS", "https://shop.example, http://localhost:3000")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    environment(TOKO_CORS_ORIGINS="https://shop.example, http://localhost:3000")
 
 
 def test_cors_is_off_by_default(make_client, customer):

@@ -152,14 +152,9 @@ def test_secrets_stay_out_of_the_settings_repr():
 
 
 @pytest.fixture
-def small_pages(monkeypatch):
+def small_pages(environment):
     """TOKO_MAX_PAGE_SIZE lowered to 5 (with a default below it) for this test only."""
-    monkeypatch.setenv("TOKO_MAX_PAGE_SIZE", "5")
-    monkeypatch.setenv("TOKO_DEFAULT_PAGE_SIZE", "3")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    environment(TOKO_MAX_PAGE_SIZE="5", TOKO_DEFAULT_PAGE_SIZE="3")
 
 
 def _refused(response, field):
