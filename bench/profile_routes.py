@@ -29,13 +29,17 @@ from bench.common import (access_log_discarded, bench_environment, cpu_per_reque
 DB_NAME = "toko_bench_profile"
 # Layers of the stack, by the file a function lives in (cumulative time under the outermost call).
 LAYERS = [
-    ("flask-smorest response dump + marshmallow", ("flask_smorest/response.py", "_wrapper")),
-    ("webargs / marshmallow argument parsing", ("flask_smorest/arguments.py", "wrapper")),
-    ("JSON access-log line", ("common/logs.py", "format")),
-    ("metrics (prometheus_client)", ("common/web/metrics.py", "observe")),
-    ("request hooks (before)", ("common/web/app.py", "_start")),
+    ("request hooks before the view", ("common/web/app.py", "_start")),
     ("session lookup (auth)", ("common/web/auth.py", "_load")),
-    ("session close / teardown", ("common/web/db.py", "_close")),
+    ("body parsing + validation (webargs, marshmallow)", ("webargs/core.py", "parse")),
+    ("the purchase (service.py and its SQL)", ("svc_transaction/service.py", "purchase")),
+    ("response dump (marshmallow's Schema.dump)", ("marshmallow/schema.py", "dump")),
+    ("response dump (compiled, common/web/dump.py)", ("<string>", "dump")),
+    ("JSON encoding (Flask's provider)", ("flask/json/provider.py", "response")),
+    ("JSON encoding (orjson, common/web/encoding.py)", ("common/web/encoding.py", "response")),
+    ("after the view: headers, commit/close, log, metrics", ("common/web/app.py", "_finish")),
+    ("  of which the JSON access-log line", ("common/logs.py", "format")),
+    ("  of which metrics (prometheus_client)", ("common/web/metrics.py", "observe")),
 ]
 
 

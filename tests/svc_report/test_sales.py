@@ -1,6 +1,7 @@
 """The live sales report in-process: what counts, window edges, buckets, grouping, and every bad input."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -198,7 +199,7 @@ def test_aggregates_run_on_the_replica_when_one_is_configured(client, admin, db_
     add_sale(db_session, buyer.id, utc(1979, 8, 1, 11), [(db_session.get(Item, item.id), 1, 700)])
     params = {"from": "1979-08-01", "to": "1979-08-02"}
     assert report(client, admin, **params)["totals"] == {"transactions": 2, "quantity": 4, "revenue": 2800}
-    replica = sales.get_settings().model_copy(update={"report_database_url": TEST_DATABASE_URL})
+    replica = dataclasses.replace(sales.get_settings(), report_database_url=TEST_DATABASE_URL)
     monkeypatch.setattr(sales, "get_settings", lambda: replica)
     on_replica = report(client, admin, **params)
     assert on_replica["totals"] == {"transactions": 1, "quantity": 3, "revenue": 2100}
@@ -212,7 +213,7 @@ def test_threads_asking_at_once_for_the_replica_share_one_engine(monkeypatch):
     from common.db import session as engines
     from svc_report import sales
 
-    replica = sales.get_settings().model_copy(update={"report_database_url": "postgresql://replica.invalid/toko"})
+    replica = dataclasses.replace(sales.get_settings(), report_database_url="postgresql://replica.invalid/toko")
     monkeypatch.setattr(sales, "get_settings", lambda: replica)
     monkeypatch.setattr(engines, "_engines", {})
     made = []

@@ -1,6 +1,8 @@
 """Accounts against abuse, in-process: the three login throttles, case-insensitive usernames, contact changes."""
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 
 import pytest
@@ -26,7 +28,7 @@ def settings(monkeypatch):
     """Change settings for this test only, as the user service reads them."""
 
     def change(**values):
-        changed = get_settings().model_copy(update=values)
+        changed = dataclasses.replace(get_settings(), **values)
         for module in (svc_user.service, svc_user.passwords):
             monkeypatch.setattr(module, "get_settings", lambda: changed)
         monkeypatch.setattr(svc_user.passwords, "_turns", None)  # sized from the settings on first use
