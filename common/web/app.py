@@ -119,7 +119,7 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
         engine, failure = end_request(ctx)
         if failure is not None:
             response = database_unavailable()
-        response.headers["X-Request-ID"] = ctx.get("request_id") or os.urandom(16).hex()
+        response.headers.add("X-Request-ID", ctx.get("request_id") or os.urandom(16).hex())
         decorate(response, req, public_reads=public_reads, origins=origins)
         seconds = time.perf_counter() - ctx.get("started", time.perf_counter())
         route = req.url_rule.rule if req.url_rule else None

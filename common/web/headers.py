@@ -37,13 +37,14 @@ def preflight(req, origins: frozenset) -> Response | None:
 
 def decorate(response: Response, req, *, public_reads: bool, origins: frozenset) -> None:
     headers = response.headers
-    headers["X-Content-Type-Options"] = "nosniff"
+    # add, not set: none of these is there yet (set scans for an old value first).
+    headers.add("X-Content-Type-Options", "nosniff")
     # A token or a user's own data must never sit in a shared or browser cache. Only a service whose
     # reads are public (the catalogue) answers an anonymous read without no-store.
     if not _has(headers, "cache-control") and not (
         public_reads and req.method in _READS and not has_credentials(req) and not _has(headers, "set-cookie")
     ):
-        headers["Cache-Control"] = "no-store"
+        headers.add("Cache-Control", "no-store")
     if origins:
         headers.add("Vary", "Origin")
         origin = req.headers.get("Origin")
