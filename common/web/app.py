@@ -93,7 +93,9 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
     def _start():
         req, ctx = request._get_current_object(), g._get_current_object()
         ctx.started = time.perf_counter()
-        incoming = req.headers.get("X-Request-ID", "")
+        # Request headers are read from the WSGI environ: werkzeug's header lookup raises (and builds) a
+        # KeyError for every header a request does not carry.
+        incoming = req.environ.get("HTTP_X_REQUEST_ID", "")
         ctx.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         if origins and req.method == "OPTIONS":
             answer = preflight(req, origins)
@@ -168,4 +170,4 @@ def _reject_unstorable_text(req) -> None:
 
 
 def _has_body(req) -> bool:
-    return bool(req.content_length) or req.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    return bool(req.content_length) or req.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"

@@ -14,19 +14,16 @@ CORS_EXPOSED = "X-Request-ID, Retry-After, Location"
 
 
 def has_credentials(req) -> bool:
-    return "Authorization" in req.headers or _COOKIE in req.headers.get("Cookie", "")
-
-
-def _has(headers, lower_name: str) -> bool:
-    # `name in headers` builds an HTTPException (BadRequestKeyError) on every miss: a scan is cheaper.
-    return any(key.lower() == lower_name for key, _ in headers)
+    # The environ, not req.headers: werkzeug builds a KeyError for each header a request lacks.
+    environ = req.environ
+    return "HTTP_AUTHORIZATION" in environ or _COOKIE in environ.get("HTTP_COOKIE", "")
 
 
 def preflight(req, origins: frozenset) -> Response | None:
     """The answer to a CORS preflight from an allowed origin (None: not one, let routing answer)."""
-    if req.method != "OPTIONS" or "Access-Control-Request-Method" not in req.headers:
+    if req.method != "OPTIONS" or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in req.environ:
         return None
-    if req.headers.get("Origin") not in origins:
+    if req.environ.get("HTTP_ORIGIN") not in origins:
         return None
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
@@ -37,17 +34,19 @@ def preflight(req, origins: frozenset) -> Response | None:
 
 def decorate(response: Response, req, *, public_reads: bool, origins: frozenset) -> None:
     headers = response.headers
+    # One pass over the few headers the view set (`name in headers` builds a KeyError on every miss).
+    present = {key.lower() for key, _ in headers}
     # add, not set: none of these is there yet (set scans for an old value first).
     headers.add("X-Content-Type-Options", "nosniff")
     # A token or a user's own data must never sit in a shared or browser cache. Only a service whose
     # reads are public (the catalogue) answers an anonymous read without no-store.
-    if not _has(headers, "cache-control") and not (
-        public_reads and req.method in _READS and not has_credentials(req) and not _has(headers, "set-cookie")
+    if "cache-control" not in present and not (
+        public_reads and req.method in _READS and not has_credentials(req) and "set-cookie" not in present
     ):
         headers.add("Cache-Control", "no-store")
     if origins:
         headers.add("Vary", "Origin")
-        origin = req.headers.get("Origin")
+        origin = req.environ.get("HTTP_ORIGIN")
         if origin in origins:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Allow-Credentials"] = "true"

@@ -68,7 +68,7 @@ def idempotent(
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            raw = request.headers.get(HEADER)
+            raw = request.environ.get("HTTP_IDEMPOTENCY_KEY")  # the Idempotency-Key header
             if raw is None:
                 response = view(*args, **kwargs)
                 commit()
