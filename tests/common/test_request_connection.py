@@ -1,0 +1,79 @@
+"""As deployed (no session supplied by the tests): the session lookup and a purchase on the request's bare
+connection, a session that takes its transaction over, and what each commits."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from common.db.models import Item, Transaction, User, UserSession
+from common.db.session import session_scope
+from tests.factories import committed_account, committed_item
+
+
+@pytest.fixture
+def deployed():
+    """The apps exactly as gunicorn builds them: their own engine and sessions on the run's database."""
+    from svc_transaction.app import create_app as transaction_app
+    from svc_user.app import create_app as user_app
+
+    return {"transaction": transaction_app().test_client(), "user": user_app().test_client()}
+
+
+def stale(account) -> None:
+    """Make the account's session due for its idle-expiry touch."""
+    with session_scope() as session:
+        session.execute(update(UserSession).where(UserSession.user_id == account.id)
+                        .values(last_seen_at=func.now() - timedelta(minutes=5)))
+
+
+def last_seen(account):
+    with session_scope() as session:
+        return session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id))
+
+
+def test_a_purchase_after_a_touch_commits_both(deployed):
+    buyer, item = committed_account(), committed_item(stock=5)
+    stale(buyer)
+    before = last_seen(buyer)
+    answer = deployed["transaction"].post("/v1/transactions", json={"lines": [{"item_id": item, "quantity": 2}]},
+                                          headers=buyer.headers)
+    assert answer.status_code == 201, answer.get_json()
+    assert last_seen(buyer) > before
+    with session_scope() as session:
+        assert session.scalar(select(Item.stock).where(Item.id == item)) == 3
+        assert session.get(Transaction, answer.get_json()["data"]["id"]).status == "paid"
+
+
+def test_a_refused_purchase_takes_nothing_and_keeps_the_touch(deployed):
+    buyer, item = committed_account(), committed_item(stock=1)
+    stale(buyer)
+    before = last_seen(buyer)
+    answer = deployed["transaction"].post("/v1/transactions", json={"lines": [{"item_id": item, "quantity": 2}]},
+                                          headers=buyer.headers)
+    assert answer.status_code == 409
+    assert last_seen(buyer) > before  # committed on its own, before the purchase began
+    with session_scope() as session:
+        assert session.scalar(select(Item.stock).where(Item.id == item)) == 1
+
+
+def test_a_keyed_purchase_runs_in_the_session_that_took_the_connection_over(deployed):
+    buyer, item = committed_account(), committed_item(stock=5)
+    body, headers = {"lines": [{"item_id": item, "quantity": 1}]}, {**buyer.headers, "Idempotency-Key": "k"}
+    first = deployed["transaction"].post("/v1/transactions", json=body, headers=headers)
+    again = deployed["transaction"].post("/v1/transactions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    with session_scope() as session:
+        assert session.scalar(select(Item.stock).where(Item.id == item)) == 4
+
+
+def test_a_write_through_the_session_after_the_lookup_is_committed(deployed):
+    account = committed_account()
+    stale(account)
+    answer = deployed["user"].patch(f"/v1/users/{account.id}", json={"email": f"new-{account.username}@example.test",
+                                                          "current_password": account.password},
+                                    headers=account.headers)
+    assert answer.status_code == 200, answer.get_json()
+    with session_scope() as session:
+        assert session.get(User, account.id).email == f"new-{account.username}@example.test"
