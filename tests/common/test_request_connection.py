@@ -33,27 +33,29 @@ def last_seen(account):
         return session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id))
 
 
-def test_a_purchase_after_a_touch_commits_both(deployed):
-    buyer, item = committed_account(), committed_item(stock=5)
+def buy_when_due_for_a_touch(deployed, stock: int, quantity: int):
+    """A purchase by a buyer whose session is due for its touch: (item, answer), the touch checked."""
+    buyer, item = committed_account(), committed_item(stock=stock)
     stale(buyer)
     before = last_seen(buyer)
-    answer = deployed["transaction"].post("/v1/transactions", json={"lines": [{"item_id": item, "quantity": 2}]},
+    answer = deployed["transaction"].post("/v1/transactions",
+                                          json={"lines": [{"item_id": item, "quantity": quantity}]},
                                           headers=buyer.headers)
+    assert last_seen(buyer) > before  # committed on its own, before the purchase began
+    return item, answer
+
+
+def test_a_purchase_after_a_touch_commits_both(deployed):
+    item, answer = buy_when_due_for_a_touch(deployed, stock=5, quantity=2)
     assert answer.status_code == 201, answer.get_json()
-    assert last_seen(buyer) > before
     with session_scope() as session:
         assert session.scalar(select(Item.stock).where(Item.id == item)) == 3
         assert session.get(Transaction, answer.get_json()["data"]["id"]).status == "paid"
 
 
 def test_a_refused_purchase_takes_nothing_and_keeps_the_touch(deployed):
-    buyer, item = committed_account(), committed_item(stock=1)
-    stale(buyer)
-    before = last_seen(buyer)
-    answer = deployed["transaction"].post("/v1/transactions", json={"lines": [{"item_id": item, "quantity": 2}]},
-                                          headers=buyer.headers)
+    item, answer = buy_when_due_for_a_touch(deployed, stock=1, quantity=2)
     assert answer.status_code == 409
-    assert last_seen(buyer) > before  # committed on its own, before the purchase began
     with session_scope() as session:
         assert session.scalar(select(Item.stock).where(Item.id == item)) == 1
 
