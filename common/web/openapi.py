@@ -84,34 +84,24 @@ def _document_codes(response: dict, service: str, status: int) -> None:
     )
 
 
-def _refs(node, found: set[str]) -> None:
+def _refs(node, found: set[str], kind: str = "schemas") -> None:
+    """Collect the names of every `#/components/<kind>/` reference under `node`."""
+    prefix = f"#/components/{kind}/"
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        if isinstance(ref, str) and ref.startswith(prefix):
             found.add(ref.rsplit("/", 1)[1])
         for value in node.values():
-            _refs(value, found)
+            _refs(value, found, kind)
     elif isinstance(node, list):
         for value in node:
-            _refs(value, found)
-
-
-def _responses_refs(node, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/components/responses/"):
-            found.add(ref.rsplit("/", 1)[1])
-        for value in node.values():
-            _responses_refs(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _responses_refs(value, found)
+            _refs(value, found, kind)
 
 
 def _drop_unused_schemas(document: dict) -> None:
     responses = document.get("components", {}).get("responses", {})
     used_responses: set[str] = set()
-    _responses_refs(document.get("paths", {}), used_responses)
+    _refs(document.get("paths", {}), used_responses, "responses")
     for name in list(responses):
         if name not in used_responses:
             del responses[name]

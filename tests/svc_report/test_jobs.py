@@ -191,14 +191,20 @@ def test_chart_of_an_empty_report_says_so(client, admin, db_session):
     ET.fromstring(svg)
 
 
-@pytest.mark.parametrize("name", ["tab\u000bvertical", "esc\u001b[31mred", "bell\u0007\u0001\u001f end",
-                                  "\ufffe\uffff nonchars"])
-def test_chart_is_well_formed_whatever_control_characters_a_name_holds(client, admin, db_session, name):
+def finished_report_selling(client, admin, db_session, name: str) -> int:
+    """A finished by-item report job over one sale of an item called `name`; its id."""
     buyer = make_account(db_session)
     item = make_item(db_session, name=name)
     add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 100)])
     job_id = queue(client, admin, group_by="item").get_json()["data"]["id"]
     ReportTick()(db_session)
+    return job_id
+
+
+@pytest.mark.parametrize("name", ["tab\u000bvertical", "esc\u001b[31mred", "bell\u0007\u0001\u001f end",
+                                  "\ufffe\uffff nonchars"])
+def test_chart_is_well_formed_whatever_control_characters_a_name_holds(client, admin, db_session, name):
+    job_id = finished_report_selling(client, admin, db_session, name)
     svg = client.get(f"/v1/reports/{job_id}/chart.svg", headers=admin.headers).get_data(as_text=True)
     root = ET.fromstring(svg)  # raises on a character XML forbids
     assert any(name.split()[-1][-3:] in (t.text or "") for t in root.iter(f"{SVG}text"))  # the label is kept
@@ -206,11 +212,7 @@ def test_chart_is_well_formed_whatever_control_characters_a_name_holds(client, a
 
 @pytest.mark.parametrize("name", ["=1+1", "+1", "-1", "@SUM(A1)", " =1+1", "\u000b=1+1", "\t=cmd", "\n=cmd"])
 def test_csv_no_cell_starts_a_formula(client, admin, db_session, name):
-    buyer = make_account(db_session)
-    item = make_item(db_session, name=name)
-    add_sale(db_session, buyer.id, utc(1997, 5, 9), [(item, 1, 100)])
-    job_id = queue(client, admin, group_by="item").get_json()["data"]["id"]
-    ReportTick()(db_session)
+    job_id = finished_report_selling(client, admin, db_session, name)
     rows = list(csv.reader(io.StringIO(client.get(f"/v1/reports/{job_id}.csv", headers=admin.headers)
                                        .get_data(as_text=True))))
     assert rows[1][1] == "'" + name
