@@ -8,6 +8,9 @@ from typing import Iterator
 
 import pytest
 
+# Missing tools: a named skip, or with CI=true a failure (tests/tools.py).
+pytest_plugins = ("tests.tools",)
+
 # Settings are read once per process: fix the environment before anything imports them.
 _BASE_URL = os.environ.get("TOKO_TEST_DATABASE_SERVER", "postgresql://postgres@127.0.0.1:5432")
 TEST_DB = f"toko_test_{uuid.uuid4().hex[:10]}"
@@ -244,3 +247,4 @@ def compiled_loads_match_marshmallow():
     for load, fast in zip(loads, fasts):
         load.fast = fast
     assert not mismatches, mismatches
+

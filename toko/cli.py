@@ -14,6 +14,9 @@ from common.db.session import driver_url, session_scope
 from common.settings import SettingsError, get_settings
 from toko.demo import DEMO_ADMIN
 
+# What libpq and the server say when they refuse a login (password, peer, ident or no pg_hba.conf entry).
+_REFUSED_LOGIN = ("authentication failed", "no password supplied", "no pg_hba.conf entry")
+
 
 def database_problem(exc: DBAPIError, database_url: str) -> str:
     """What failed, where, and what to do, in two lines instead of a traceback."""
@@ -27,8 +30,13 @@ def database_problem(exc: DBAPIError, database_url: str) -> str:
     lowered = reason.lower()
     if "does not exist" in lowered and "database" in lowered:
         advice = "create it with `toko db-ensure` (make run does)"
-    elif "password authentication failed" in lowered or "no password supplied" in lowered:
-        advice = "check the user and password in DATABASE_URL"
+    elif any(words in lowered for words in _REFUSED_LOGIN):
+        advice = (
+            "PostgreSQL refused the login: give DATABASE_URL the user's password, or let that user in "
+            "without one from 127.0.0.1 (a `trust` line in pg_hba.conf, as toko's development setup expects)"
+        )
+    elif "role" in lowered and "does not exist" in lowered:
+        advice = "that user does not exist on the server: create it (createuser -s NAME) or name another one"
     elif (
         "connection refused" in lowered
         or "could not connect" in lowered

@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import errno
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -57,7 +58,8 @@ class Supervisor:
     def rpc(self):
         from supervisor.xmlrpc import SupervisorTransport
 
-        transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
+        login = (self._option("supervisorctl", "username"), self._option("supervisorctl", "password"))
+        transport = SupervisorTransport(*login, f"unix://{self.socket_path}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def running_pid(self) -> int | None:
@@ -190,6 +192,13 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def run_environment(environ=None) -> dict[str, str]:
+    """The environment supervisord.conf expects: TOKO_RUN_USER names the user it runs as (this one)."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("TOKO_RUN_USER", pwd.getpwuid(os.getuid()).pw_name)
+    return env
+
+
 def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], None] = print) -> int:
     """Run supervisord in the foreground until it exits; stop it and fail when a program cannot start.
 
@@ -205,7 +214,7 @@ def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], 
     supervisor.log_dir.mkdir(parents=True, exist_ok=True)
     echo(banner(settings))
     supervisord = Path(sys.executable).with_name("supervisord")
-    process = subprocess.Popen([str(supervisord), "-c", str(supervisor.config)])
+    process = subprocess.Popen([str(supervisord), "-c", str(supervisor.config)], env=run_environment())
 
     def forward(signum, frame):
         if process.poll() is None:

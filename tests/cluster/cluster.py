@@ -30,10 +30,12 @@ from typing import Iterator
 import psycopg2
 import requests
 
+from toko.launch import run_environment
 from toko.replica import render_primary_conf, render_standby_conf
 from common.settings import load_settings
 from tests.e2e.pgcluster import PrivateCluster, unavailable_reason as pg_unavailable
 from tests.e2e.stack import ROOT, Stack, free_port, prepare_home
+from tests.tools import missing
 
 PREFIX = "tk"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)")
@@ -50,7 +52,7 @@ def unavailable_reason() -> str | None:
         return "needs root: the service hosts are network namespaces (run `make test-cluster` as root)"
     for tool in ("ip", "nginx", "pgbouncer"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
-            return f"{tool} is not installed (Debian: apt-get install {'iproute2' if tool == 'ip' else tool})"
+            return missing(tool, "iproute2" if tool == "ip" else tool, "the cluster tests need it")
     return pg_unavailable()
 
 
@@ -363,7 +365,7 @@ class Cluster:
         env.update({"TOKO_ENV": "test", "TOKO_ARGON2_PROFILE": "fast", "TOKO_WORKERS": "2", "TOKO_THREADS": "4",
                     "TOKO_LOG_LEVEL": "INFO", "TOKO_DB_ROLES": "on"})
         env.update(extra)
-        return env
+        return run_environment(env)
 
     def _settings(self):
         return load_settings(self._env(TOKO_PGBOUNCER_MAX_DB_CONNECTIONS=str(PGBOUNCER_MAX_DB_CONNECTIONS)))

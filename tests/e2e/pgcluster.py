@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tests.e2e.stack import free_port
+from tests.tools import missing
 
 
 def _bin_dir() -> Path | None:
@@ -44,7 +45,7 @@ def _run_as() -> list[str] | None:
 
 def unavailable_reason() -> str | None:
     if _bin_dir() is None:
-        return "initdb is not installed (apt-get install postgresql)"
+        return missing("initdb", "postgresql", "the fault tests start a private PostgreSQL")
     if _run_as() is None:
         return "running as root without a `postgres` user and runuser to run initdb as"
     return None
@@ -80,6 +81,11 @@ class PrivateCluster:
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-w", "-t", "60", "start")
+
+    def reload(self) -> None:
+        """Read postgresql.conf and pg_hba.conf again, as the server does on SIGHUP."""
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+        time.sleep(0.5)  # the postmaster applies it asynchronously
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")

@@ -18,6 +18,8 @@ import pytest
 import requests
 
 from toko.gateway import find_nginx
+from toko.launch import run_environment
+from tests.tools import missing
 from common.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +96,7 @@ class Stack:
 
     def start(self, timeout: float = 60) -> "Stack":
         if find_nginx() is None:
-            pytest.skip("nginx is not installed (apt-get install nginx): it owns every port of the stack")
+            pytest.skip(missing("nginx", "nginx", "it owns every port of the stack"))
         prepare_home(self.home)
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/supervisord"), "-c", str(self.home / "supervisord.conf")],
@@ -157,5 +159,6 @@ def make_stack(home: Path, database_url: str, **extra_env: str) -> Stack:
         **{f"TOKO_{s.upper()}_PORT": str(p) for s, p in ports.items()},
         "TOKO_GATEWAY_PORT": str(free_port()),
     })
+    env = run_environment(env)
     env.update(extra_env)
     return Stack(home=home, env=env, ports=ports)

@@ -16,9 +16,10 @@ from common.db.session import session_scope
 from toko.gateway import find_nginx, render_config, socket_path
 from common.settings import SERVICES, load_settings
 from tests.e2e.stack import free_port
+from tests.tools import missing
 from tests.factories import PASSWORD, committed_account
 
-pytestmark = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (apt-get install nginx)")
+pytestmark = pytest.mark.skipif(find_nginx() is None, reason=missing("nginx", "nginx", "the edge is not tested"))
 
 
 def raw(port: int, data: bytes, timeout: float = 10) -> bytes:

@@ -1,16 +1,15 @@
 """The gateway: one origin routing by path to every service (needs nginx)."""
 import re
-import shutil
 import time
 from urllib.parse import urljoin
 
 import pytest
 import requests
 
-from toko.gateway import ROUTES
+from toko.gateway import ROUTES, find_nginx
+from tests.tools import missing
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not __import__("os").path.exists("/usr/sbin/nginx"),
-                                reason="nginx is not installed (apt-get install nginx): the gateway is not tested")
+pytestmark = pytest.mark.skipif(find_nginx() is None, reason=missing("nginx", "nginx", "the gateway is not tested"))
 
 
 def wait_gateway(stack, timeout=20):

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from common.db.migrate import upgrade
 from common.db.session import driver_url
 from toko.gateway import socket_path
+from toko.launch import Supervisor
 from common.settings import SERVICES, get_settings
 from tests.e2e.load import Load
 from tests.e2e.pgcluster import private_cluster, unavailable_reason
@@ -154,12 +155,7 @@ def test_every_service_and_worker_recovers_from_a_database_restart(tmp_path_fact
 
 def supervisor_rpc(stack):
     """The XML-RPC interface supervisorctl talks to, over the stack's supervisor socket."""
-    import xmlrpc.client
-
-    from supervisor.xmlrpc import SupervisorTransport
-
-    transport = SupervisorTransport(None, None, f"unix://{stack.home / 'var/supervisor.sock'}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    return Supervisor(stack.home / "supervisord.conf").rpc()
 
 
 def wait_until(condition, seconds: float) -> bool:
@@ -201,7 +197,7 @@ def test_stop_lets_an_in_flight_request_finish(stack):
         assert wait_until(waiting, 30), "the request is waiting inside the service"
         # supervisorctl's own RPC, without starting a supervisorctl process: on a loaded machine that alone
         # can outlast the statement_timeout the request is waiting under.
-        stopping = threading.Thread(target=supervisor_rpc(stack).supervisor.stopProcess, args=("svc_user",))
+        stopping = threading.Thread(target=supervisor_rpc(stack).stopProcess, args=("svc_user",))
         stopping.start()
         try:
             # gunicorn closes and removes its socket as soon as SIGTERM reaches it.

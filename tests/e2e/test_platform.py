@@ -59,3 +59,10 @@ def test_metrics_move_with_traffic_summed_across_workers(stack):
         (http if i % 2 else requests).get(stack.url("otp", "/healthz"), timeout=5)
     after = _count(requests.get(stack.url("otp", "/metrics"), timeout=5).text, series)
     assert after - before == 40
+
+
+def test_a_healthy_start_logs_no_critical_or_error_line(stack):
+    """supervisord names the user it runs as and guards its control socket with a login: no CRIT at start."""
+    log = stack.log("supervisord")
+    assert "supervisord started" in log
+    assert [line for line in log.splitlines() if " CRIT " in line or " ERROR " in line] == []

@@ -10,7 +10,6 @@ import csv
 import io
 import os
 import re
-import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,6 +22,8 @@ from common.db.models import Category, Item
 from common.db.session import session_scope
 from tests.conftest import unique
 from tests.factories import committed_account
+from tests.tools import missing
+from toko.gateway import find_nginx
 
 CHROMIUM = "/usr/bin/chromium"
 # No sandbox: CI runs as root; the rest keeps a headless run from reaching anything but the stack.
@@ -32,10 +33,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _missing() -> str | None:
-    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
-        return "nginx is not installed (apt-get install nginx): the gateway serving the storefront cannot run"
+    if find_nginx() is None:
+        return missing("nginx", "nginx", "the gateway serving the storefront cannot run")
     if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is missing (apt-get install chromium): the storefront's browser tests need it"
+        return missing(CHROMIUM, "chromium", "the storefront's browser tests need it")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:

@@ -12,6 +12,8 @@ from common.db.models import Category, User
 from common.db.session import session_scope
 from svc_user.passwords import verify_password
 from tests.conftest import TEST_DATABASE_URL, unique
+from tests.e2e.pgcluster import private_cluster
+from tests.e2e.pgcluster import unavailable_reason as pg_unavailable
 from tests.e2e.stack import ROOT
 
 
@@ -98,3 +100,22 @@ def test_production_without_secrets_names_both():
                   TOKO_ARGON2_PROFILE="owasp")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "TOKO_SECRET_KEY" in result.stderr and "TOKO_OTP_SECRET" in result.stderr
+
+
+@pytest.mark.skipif(pg_unavailable() is not None, reason=str(pg_unavailable()))
+def test_a_refused_login_and_a_missing_user_say_so_not_migrate():
+    """A server that wants a password (pg_hba.conf), a wrong one, and a user it does not know."""
+    with private_cluster() as cluster:
+        (cluster.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        cluster.reload()
+        server = f"127.0.0.1:{cluster.port}"
+        for user in ("postgres", "postgres:wrong-password"):
+            result = toko("db-ensure", DATABASE_URL=f"postgresql://{user}@{server}/toko")
+            assert result.returncode == 1 and "Traceback" not in result.stderr
+            assert "PostgreSQL refused the login" in result.stderr and "pg_hba.conf" in result.stderr
+            assert "migrate" not in result.stderr
+        (cluster.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        cluster.reload()
+        result = toko("migrate", DATABASE_URL=f"postgresql://nobody-here@{server}/toko")
+        assert result.returncode == 1 and 'role "nobody-here" does not exist' in result.stderr
+        assert "that user does not exist on the server" in result.stderr
