@@ -174,9 +174,14 @@ def stack(database_url, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
+    # Under pytest-xdist (make test, --dist loadgroup) a group runs on one worker: each file is its own
+    # group, so its module fixtures are built once, and every test on the run's one stack is one group.
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("stack"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session", autouse=True)
