@@ -27,8 +27,8 @@ def client(make_client):
 
 
 def body(username=None, **over):
-    return {"username": username or unique("reg"), "email": f"{unique('m')}@example.test", "password": PASSWORD,
-            **over}
+    return {"username": username or unique("reg"), "email": f"{unique('m')}@example.test",
+            "password": PASSWORD, **over}
 
 
 @pytest.mark.parametrize("username", ["admin\n", "admin\r\n", "ad\nmin", " admin", "admin "])
