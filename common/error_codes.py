@@ -53,6 +53,10 @@ CODES: dict[str, Code] = {
     "busy": Code(503, ("user",), "Every password check of the worker is taken; retry after Retry-After."),
     "invalid_credentials": Code(401, ("user",), "Wrong username or password."),
     "login_throttled": Code(429, ("user",), "Too many failed logins; wait Retry-After seconds."),
+    "registration_throttled": Code(
+        429, ("user",), "Too many registrations from this address; wait Retry-After seconds."
+    ),
+    "last_admin": Code(409, ("user",), "The last admin cannot be demoted or deleted."),
     # otp
     "already_verified": Code(409, ("otp",), "The account is already verified."),
     "otp_throttled": Code(429, ("otp",), "Too many codes requested; wait Retry-After seconds."),

@@ -23,7 +23,7 @@ ENV_PREFIX = "TOKO_"
 # Secrets that are fine on a laptop and fatal in production.
 _DEV_SECRET = "dev-insecure-secret-change-me"
 _PLACEHOLDERS = ("", "change-me", "changeme", "secret", _DEV_SECRET)
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg2://")
 _SWITCH = {"on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
 
@@ -94,7 +94,7 @@ def _postgresql_url(url: str) -> str:
 
 
 def _exact_origins(origins: tuple[str, ...]) -> tuple[str, ...]:
-    wrong = [origin for origin in origins if not _ORIGIN.match(origin)]
+    wrong = [origin for origin in origins if not _ORIGIN.fullmatch(origin)]
     if wrong:
         raise ValueError(
             "lists exact origins such as https://shop.example "
@@ -203,6 +203,9 @@ class Settings:
     login_addr_max_failures: int = number(20, lo=1)
     login_user_max_failures: int = number(100, lo=1)
     login_window_seconds: int = number(600, lo=1, hi=7 * 24 * 3600)
+    # Registrations (accounts made or names found taken) per client address within a sliding window.
+    registration_addr_max: int = number(20, lo=1)
+    registration_window_seconds: int = number(600, lo=1, hi=7 * 24 * 3600)
     # 'fast' makes hashing cheap enough for a test suite, and is refused anywhere else.
     argon2_profile: str = choice("owasp", "fast")
     # Password hashes running at once per worker process; as many logins again may wait this long for a

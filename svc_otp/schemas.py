@@ -36,7 +36,7 @@ class OtpCreate(StrictSchema):
 class OtpVerify(StrictSchema):
     code = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        validate=validate.Regexp(r"\A[0-9]{6}\Z", error="Six digits."),
         metadata={"example": "123456"},
     )
 

@@ -21,7 +21,7 @@ from common.settings import get_settings
 
 CODE_DIGITS = 6
 # A transaction id as the transaction service shows it: a positive bigint.
-_TRANSACTION_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+_TRANSACTION_ID = re.compile(r"[1-9][0-9]{0,18}")
 # Namespace of the per-user advisory lock that serializes OTP requests (first key of the two-key form).
 _REQUEST_LOCK_NAMESPACE = 5002
 
@@ -110,7 +110,7 @@ def normalize_reference(purpose: str, reference: str | None) -> str:
                 "confirm_transaction needs the transaction id as reference.",
                 details={"fields": {"reference": ["Required for confirm_transaction."]}},
             )
-        if not _TRANSACTION_ID.match(reference):
+        if not _TRANSACTION_ID.fullmatch(reference):
             raise Unprocessable(
                 "The reference must be a transaction id.",
                 details={"fields": {"reference": ["Must be a transaction id."]}},

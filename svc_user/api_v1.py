@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import after_this_request, request, url_for
 
-from common.errors import ApiError
 from common.paging import offset_page
 from common.security import SESSION_COOKIE
 from common.settings import get_settings
@@ -34,11 +33,15 @@ sessions = Blueprint(
 @users.route("", methods=["POST"])
 @users.arguments(UserCreate)
 @users.response(201, envelope(UserSchema))
-@users.errors(409)
+@users.errors(409, 429)
 def register(body):
-    """Register a customer account."""
-    user = service.create_user(db(), **body)
-    db().commit()
+    """Register a customer account.
+
+    Registrations are throttled per client address: past `TOKO_REGISTRATION_ADDR_MAX` (20) within
+    `TOKO_REGISTRATION_WINDOW_SECONDS` (600), counting names and emails found taken (409) as well as
+    accounts made, that address gets 429 `registration_throttled` with `Retry-After`.
+    """
+    user = service.register(db(), client_address(request.environ), **body)
     return {"data": user}, 201, {"Location": url_for("users.get_user", user_id=user.id)}
 
 
@@ -98,7 +101,8 @@ def patch_user(body, user_id):
 
     Changing one's own `password`, `email` or `phone` needs `current_password` (else 422
     `current_password_invalid`); an admin changing another user's needs none. A new `email` or `phone` sets
-    `verified` to false. Usernames are unique whatever their case (409).
+    `verified` to false. Usernames are unique whatever their case (409). The last active admin cannot be
+    demoted (409 `last_admin`).
     """
     return _update(user_id, body, replace=False)
 
@@ -106,9 +110,9 @@ def patch_user(body, user_id):
 @users.route("/<int:user_id>", methods=["DELETE"])
 @users.auth
 @users.response(204)
-@users.errors(404)
+@users.errors(404, 409)
 def delete_user(user_id):
-    """Deactivate a user: every session of theirs dies at once."""
+    """Deactivate a user: every session of theirs dies at once (never the last active admin: 409)."""
     service.deactivate_user(db(), require_principal(), user_id)
     db().commit()
     return "", 204
@@ -129,19 +133,16 @@ def log_in(body):
     one username from all addresses, every login to it. Unknown usernames are counted exactly like known
     ones. A successful login forgives that address's failures against that account. The client address is
     the TCP peer, or the one toko's own nginx forwards; never a header a client chose. Password checks run a
-    few at a time per worker: when all are busy for a moment, 503 `busy` with `Retry-After`.
+    few at a time per worker: when all are busy for a moment, 503 `busy` with `Retry-After`. A login cut
+    off by a database fault answers 503 and never counts as a failure.
     """
-    with service.password_check():
-        attempt = service.begin_login(db(), body["username"], client_address(request.environ))
-        # Committed before the password is checked: parallel attempts see it counted (the throttles
-        # stay exact).
-        db().commit()
-        outcome = service.finish_login(
-            db(), attempt, body["password"], user_agent=request.headers.get("User-Agent")
-        )
-        db().commit()
-    if isinstance(outcome, ApiError):
-        raise outcome
+    outcome = service.log_in(
+        db(),
+        body["username"],
+        body["password"],
+        client_addr=client_address(request.environ),
+        user_agent=request.headers.get("User-Agent"),
+    )
 
     @after_this_request
     def _set_cookie(response):

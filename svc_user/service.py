@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from common.db.models import LoginFailure, User, UserSession
+from common.db.models import LoginFailure, Registration, User, UserSession
 from common.errors import (
     ApiError,
     Conflict,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
@@ -28,6 +31,59 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 128
 BAD_LOGIN = "Wrong username or password."
 EDITABLE = ("username", "email", "phone")
 CONTACT = ("email", "phone")
+T = TypeVar("T")
+
+
+def committed(session: Session, work: Callable[[], T]) -> T:
+    """Run work and commit it, also when it refuses the request: what it counted must stay counted.
+
+    A refusal is an ApiError raised after the commit; any other exception (a database fault) commits
+    nothing.
+    """
+    try:
+        result = work()
+    except ApiError:
+        session.commit()
+        raise
+    session.commit()
+    return result
+
+
+def _lock(session: Session, *keys: str) -> None:
+    """Transaction-scoped advisory locks, taken in the order given (one order everywhere: no deadlock)."""
+    for key in keys:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
+def _blocked_for(
+    session: Session, table: str, where: str, params: dict, limit: int, window: int
+) -> float | None:
+    """Seconds until a scope counts fewer than `limit` rows in the window, or None when it already does.
+
+    The limit-th newest row still in the window: while it counts, the scope is throttled. Call it under
+    the scope's lock, and insert the attempt's own row in the same transaction, so parallel attempts
+    cannot all read a count below the limit.
+    """
+    return session.execute(
+        text(f"""
+        SELECT EXTRACT(EPOCH FROM at + make_interval(secs => :w) - now()) FROM {table}
+        WHERE {where} AND at > now() - make_interval(secs => :w)
+        ORDER BY at DESC OFFSET :n LIMIT 1
+    """),
+        {**params, "n": limit - 1, "w": window},
+    ).scalar()
+
+
+def _forget_old(session: Session, table: str, window: int) -> None:
+    """Rows past the window count for nothing: a few are cleared on every attempt."""
+    session.execute(
+        text(f"""
+        DELETE FROM {table} WHERE id IN (
+            SELECT id FROM {table} WHERE at < now() - make_interval(secs => :w)
+            ORDER BY at LIMIT 100 FOR UPDATE SKIP LOCKED)
+    """),
+        {"w": window},
+    )
 
 
 def check_password_rules(password: str) -> None:
@@ -78,6 +134,40 @@ def create_user(
     return user
 
 
+REGISTRATION_THROTTLED = "Too many registrations from this address; try again later."
+
+
+def register(session: Session, client_addr: str | None, **fields) -> User:
+    """Register a customer, counted against the client address's registrations; commits.
+
+    A name or email found taken counts too (its 409 is committed with the count), so the throttle also
+    bounds how many names and emails one address can test.
+    """
+
+    def work() -> User:
+        s = get_settings()
+        addr = (client_addr or "unknown")[:64]
+        _lock(session, f"r:{addr}")
+        wait = _blocked_for(
+            session,
+            "registrations",
+            "client_addr = :a",
+            {"a": addr},
+            s.registration_addr_max,
+            s.registration_window_seconds,
+        )
+        if wait is not None:
+            raise TooManyRequests(
+                REGISTRATION_THROTTLED, code="registration_throttled", retry_after=math.ceil(wait)
+            )
+        session.execute(insert(Registration).values(client_addr=addr))
+        _forget_old(session, "registrations", s.registration_window_seconds)
+        with session.begin_nested():  # a refused registration rolls back to here and keeps its count
+            return create_user(session, **fields)
+
+    return committed(session, work)
+
+
 def list_users(session: Session, stmt_page) -> list[User]:
     return list(session.scalars(stmt_page(select(User).where(User.is_active).order_by(User.id))))
 
@@ -105,6 +195,8 @@ def update_user(
     user = get_visible_user(session, actor, user_id)
     if "role" in changes and changes["role"] != user.role and not actor.is_admin:
         raise Forbidden("Only an admin changes a role.", code="role_change_forbidden")
+    if changes.get("role", "admin") != "admin":
+        _keep_an_admin(session, user.id)
     if replace:
         changes.setdefault("phone", None)
     if "email" in changes:
@@ -134,8 +226,25 @@ def update_user(
     return user
 
 
+LAST_ADMIN = "The last admin cannot be demoted or deleted."
+
+
+def _keep_an_admin(session: Session, user_id: int) -> None:
+    """Refuse (409 last_admin) to end the user's admin role when no other active admin would remain.
+
+    Every active admin's row is locked first (in id order), so two admins demoting or deleting each other
+    at once cannot both pass: the second counts after the first has committed.
+    """
+    admins = session.scalars(
+        select(User.id).where(User.role == "admin", User.is_active).order_by(User.id).with_for_update()
+    ).all()
+    if user_id in admins and len(admins) == 1:
+        raise Conflict(LAST_ADMIN, code="last_admin")
+
+
 def deactivate_user(session: Session, actor: Principal, user_id: int) -> None:
     user = get_visible_user(session, actor, user_id)
+    _keep_an_admin(session, user.id)
     user.is_active = False
     user.deactivated_at = func.now()
     revoke_user_sessions(session, user.id)
@@ -166,8 +275,9 @@ class LoginAttempt:
 
 
 THROTTLED = "Too many failed logins; try again later."
-# Each throttle: (the failures it counts, its threshold's setting). Every count is taken under the attempt's
-# username and address locks, so parallel attempts cannot all read a count below the threshold.
+# Each throttle: (the failures it counts, running checks included, its threshold's setting). Every count is
+# taken under the attempt's username and address locks, so parallel attempts cannot all read a count below
+# the threshold.
 _THROTTLES = (
     ("username = :u AND client_addr = :a", "login_max_failures"),
     ("client_addr = :a", "login_addr_max_failures"),
@@ -178,74 +288,101 @@ _THROTTLES = (
 # Enter before begin_login: when this process's password checks are all taken, the login is refused
 # (HashingBusy) before it writes anything.
 password_check = admission
+CUT_OFF = "The login was interrupted; try again."
+
+
+def log_in(
+    session: Session, username: str, password: str, *, client_addr: str | None, user_agent: str | None
+) -> Login:
+    """Log in, in two committed steps: count the attempt, then check the password under its lock.
+
+    The first commit makes the attempt visible to parallel ones before its password is checked, so no
+    more passwords are checked than a threshold allows; the second settles it. A fault in between leaves
+    the attempt running and unlocked, which counts for nothing: a database blip never counts as a failure.
+    """
+    with password_check():
+        attempt = committed(session, lambda: begin_login(session, username, client_addr))
+        return committed(session, lambda: finish_login(session, attempt, password, user_agent=user_agent))
 
 
 def begin_login(session: Session, username: str, client_addr: str | None) -> LoginAttempt:
     """Count a login attempt before its password is checked, or raise TooManyRequests.
 
-    The attempt is recorded as a failure first and forgiven when the password turns out right: the caller
-    commits it before calling finish_login, so however many attempts run in parallel, no more passwords
-    are checked than a threshold allows. An unknown username is counted exactly like a known one.
+    The attempt is recorded as a running check: the caller commits it before calling finish_login, which
+    locks it while the password is checked and then settles it as a failure or forgives it. An unknown
+    username is counted exactly like a known one.
     """
     s = get_settings()
     key, addr = username.lower()[:64], (client_addr or "unknown")[:64]
-    window = {"w": s.login_window_seconds}
     # Username lock first, then address: one order everywhere, so two attempts never wait on each other.
-    for lock in (f"u:{key}", f"a:{addr}"):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": lock})
-    waits = []
-    for where, setting in _THROTTLES:
-        # The threshold-th newest failure still in the window: while it counts, this scope is throttled.
-        oldest_blocking = session.execute(
-            text(f"""
-            SELECT EXTRACT(EPOCH FROM at + make_interval(secs => :w) - now()) FROM login_failures
-            WHERE {where} AND at > now() - make_interval(secs => :w)
-            ORDER BY at DESC OFFSET :n LIMIT 1
-        """),
-            {"u": key, "a": addr, "n": getattr(s, setting) - 1, **window},
-        ).scalar()
-        if oldest_blocking is not None:
-            waits.append(float(oldest_blocking))
-    if waits:
-        raise TooManyRequests(THROTTLED, code="login_throttled", retry_after=math.ceil(max(waits)))
-    failure_id = session.execute(
-        insert(LoginFailure).values(username=key, client_addr=addr).returning(LoginFailure.id)
-    ).scalar_one()
-    # Failures past the window count for nothing: a few are cleared on every attempt.
+    _lock(session, f"u:{key}", f"a:{addr}")
+    # A running check that nobody holds was cut off (its transaction died): it counts for nothing. A check
+    # still between its two commits is deleted too, and its finish_login then finds it gone and checks no
+    # password, so no check ever runs uncounted.
     session.execute(
         text("""
         DELETE FROM login_failures WHERE id IN (
-            SELECT id FROM login_failures WHERE at < now() - make_interval(secs => :w)
-            ORDER BY at LIMIT 100 FOR UPDATE SKIP LOCKED)
+            SELECT id FROM login_failures WHERE running AND (username = :u OR client_addr = :a)
+            FOR UPDATE SKIP LOCKED)
     """),
-        window,
+        {"u": key, "a": addr},
     )
+    waits = []
+    for where, setting in _THROTTLES:
+        wait = _blocked_for(
+            session,
+            "login_failures",
+            where,
+            {"u": key, "a": addr},
+            getattr(s, setting),
+            s.login_window_seconds,
+        )
+        if wait is not None:
+            waits.append(float(wait))
+    if waits:
+        raise TooManyRequests(THROTTLED, code="login_throttled", retry_after=math.ceil(max(waits)))
+    failure_id = session.execute(
+        insert(LoginFailure).values(username=key, client_addr=addr, running=True).returning(LoginFailure.id)
+    ).scalar_one()
+    _forget_old(session, "login_failures", s.login_window_seconds)
     return LoginAttempt(key, addr, failure_id)
 
 
-def finish_login(
-    session: Session, attempt: LoginAttempt, password: str, *, user_agent: str | None
-) -> Login | ApiError:
-    """Check the password of a counted attempt and open a session, or return the error to answer with.
+def finish_login(session: Session, attempt: LoginAttempt, password: str, *, user_agent: str | None) -> Login:
+    """Check the password of a counted attempt and open a session, or raise the error to answer with.
 
-    Errors are returned, not raised: what this changes in the failure counts must be committed although
-    the request fails.
+    The attempt's row stays locked until the caller commits: a wrong password settles it as a failure, a
+    right one (or a check that could not run) deletes it. What this changes must be committed although the
+    request fails (`committed`).
     """
+    held = session.execute(
+        select(LoginFailure.id)
+        .where(LoginFailure.id == attempt.failure_id, LoginFailure.running)
+        .with_for_update()
+    ).first()
+    if held is None:  # taken for cut off before this lock: checking now would be a check uncounted
+        raise ServiceUnavailable(CUT_OFF, headers={"Retry-After": "1"})
     user = session.scalars(select(User).where(func.lower(User.username) == attempt.username)).first()
     if user is not None and not user.is_active:
         user = None
     try:
         # An unknown username checks a dummy hash: the same answer in the same time as a wrong password.
         right = verify_password(user.password_hash if user is not None else None, password)
-    except HashingBusy as busy:
+    except HashingBusy:
         session.execute(delete(LoginFailure).where(LoginFailure.id == attempt.failure_id))
-        return busy
+        raise
     if not right or user is None:
-        return Unauthorized(BAD_LOGIN, code="invalid_credentials")
-    # The owner got in from this address: its failures against this account no longer count.
+        session.execute(
+            update(LoginFailure).where(LoginFailure.id == attempt.failure_id).values(running=False)
+        )
+        raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
+    # The owner got in from this address: its failures against this account no longer count. Other checks
+    # still running are theirs to settle (and locked by them: waiting for them could deadlock).
     session.execute(
         delete(LoginFailure).where(
-            LoginFailure.username == attempt.username, LoginFailure.client_addr == attempt.client_addr
+            LoginFailure.username == attempt.username,
+            LoginFailure.client_addr == attempt.client_addr,
+            (LoginFailure.id == attempt.failure_id) | ~LoginFailure.running,
         )
     )
     if needs_rehash(user.password_hash):

@@ -80,16 +80,17 @@ def database_url():
 
 @pytest.fixture(autouse=True)
 def no_failed_login_carried_over(database_url):
-    """Each test starts with no failed login on record.
+    """Each test starts with no failed login and no registration on record.
 
-    Every test reaches the services from the same loopback address, and failed logins are committed
-    whatever the test's transaction does: without this, the per-address throttle would carry one test's
-    deliberate failures into the next and answer its logins with 429.
+    Every test reaches the services from the same loopback address, and failed logins and registrations
+    are committed whatever the test's transaction does: without this, the per-address throttles would carry
+    one test's attempts into the next and answer its logins or registrations with 429.
     """
     if database_url is None:  # a run that brings its own servers (tests/cluster)
         return
     with get_engine().begin() as conn:
         conn.execute(text("DELETE FROM login_failures"))
+        conn.execute(text("DELETE FROM registrations"))
 
 
 @pytest.fixture

@@ -104,3 +104,28 @@ def test_stored_idempotency_answers_keep_their_location_across_the_upgrade_and_b
         with engine.connect() as conn:
             rows = dict(conn.execute(text("SELECT key, transaction_id FROM idempotency_keys")).all())
         assert rows == {"paid": txn, "short": None}
+
+
+def test_usernames_breaking_the_rule_are_renamed_to_valid_unique_ones_by_the_upgrade():
+    import re
+
+    from sqlalchemy import text
+
+    from common.db.migrate import upgrade
+
+    with scratch_database("rule") as (url, engine):
+        upgrade(url, "0004")
+        stored = ["admin", "admin\n", "Admin ", "bob", "x y", "é", "ok", "lookalike\r\n", "a" * 64 + " "]
+        with engine.begin() as conn:
+            for i, username in enumerate(stored):
+                conn.execute(text("INSERT INTO users (username, email, password_hash) VALUES (:u, :e, 'x')"),
+                             {"u": username, "e": f"user{i}@example.test"})
+        upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, username FROM users ORDER BY id")).all()
+        ids = [r.id for r in rows]
+        assert [r.username for r in rows] == [
+            "admin", f"admin-{ids[1]}", f"Admin-{ids[2]}", "bob", "xy-" + str(ids[4]), f"user-{ids[5]}",
+            f"ok-{ids[6]}", "lookalike", "a" * 64]
+        assert all(re.fullmatch(r"[A-Za-z0-9._-]{3,64}", r.username) for r in rows)
+        assert len({r.username.lower() for r in rows}) == len(rows)

@@ -4,7 +4,7 @@ from common.db.models.catalog import Category, Item
 from common.db.models.otp import OtpChallenge, OtpMessage
 from common.db.models.reports import ReportJob
 from common.db.models.transactions import IdempotencyKey, Transaction, TransactionLine
-from common.db.models.users import LoginFailure, User, UserSession
+from common.db.models.users import LoginFailure, Registration, User, UserSession
 
 __all__ = [
     "User",
@@ -18,4 +18,5 @@ __all__ = [
     "IdempotencyKey",
     "ReportJob",
     "LoginFailure",
+    "Registration",
 ]

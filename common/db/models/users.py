@@ -10,12 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from common.db.base import Base, IdMixin, TimestampMixin
 
 ROLES = ("customer", "admin")
+# 3 to 64 ASCII letters, digits, dots, underscores or dashes; PostgreSQL's `$` is the string's end alone.
+USERNAME_RULE = "^[A-Za-z0-9._-]{3,64}$"
 
 
 class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('customer', 'admin')", name="role"),
+        # The API's rule, kept by the database for every writer: no space, line break or lookalike.
+        CheckConstraint(f"username ~ '{USERNAME_RULE}'", name="username"),
         # `Dwi` and `dwi` are one account: uniqueness (and the login lookup) ignore case.
         Index("uq_users_username_lower", func.lower(text("username")), unique=True),
     )
@@ -54,11 +58,28 @@ class LoginFailure(IdMixin, Base):
 
     Rows, not counters, so a window slides: a failure stops counting once it is older than the window.
     `username` is lower-cased and need not name an account: unknown usernames are throttled alike.
+    A `running` row is a check in progress, whose transaction holds the row's lock until it settles the
+    row (a failure) or deletes it; one left running and unlocked was cut off by a fault and counts for
+    nothing.
     """
 
     __tablename__ = "login_failures"
     __table_args__ = (Index(None, "username", "at"), Index(None, "client_addr", "at"), Index(None, "at"))
 
     username: Mapped[str] = mapped_column(String(64))
+    client_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    running: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class Registration(IdMixin, Base):
+    """One registration that reached the uniqueness check (an account made or a name found taken).
+
+    Counted per client address within a sliding window, like the login failures.
+    """
+
+    __tablename__ = "registrations"
+    __table_args__ = (Index(None, "client_addr", "at"), Index(None, "at"))
+
     client_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(server_default=text("now()"))
