@@ -9,7 +9,7 @@ from marshmallow import fields, validate
 
 from common.ids import BIGINT_MAX
 from common.settings import get_settings
-from common.web.schemas import CursorArgs, PageArgs, StrictSchema, UtcDateTime
+from common.web.schemas import CursorArgs, FullMatch, PageArgs, StrictSchema, UtcDateTime
 
 INT_MAX = 2**31 - 1  # items.stock is an INTEGER column
 SORTS = ("id", "price", "-price", "name")
@@ -26,7 +26,12 @@ _category_id: dict[str, Any] = dict(
     validate=validate.Range(min=1, max=BIGINT_MAX),
     metadata={"description": "An existing category, or null."},
 )
-_sku: dict[str, Any] = dict(validate=validate.Length(min=1, max=64))
+# A SKU is printed on labels and compared by eye: printable ASCII without spaces or line breaks, so no
+# two SKUs differ only by something a person cannot see.
+_sku: dict[str, Any] = dict(
+    validate=FullMatch(r"^[!-~]{1,64}$", error="1 to 64 printable ASCII characters, no spaces."),
+    metadata={"example": "TKO-001"},
+)
 _name: dict[str, Any] = dict(validate=validate.Length(min=1, max=200))
 _description: dict[str, Any] = dict(validate=validate.Length(max=10_000))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, utils, validate
 
 from common.db.models.otp import OTP_PURPOSES
-from common.web.schemas import StrictSchema, UtcDateTime
+from common.web.schemas import FullMatch, StrictSchema, UtcDateTime
 
 CHANNELS = ("sms", "email")
 STATES = ("pending", "verified", "replaced", "locked", "expired")
@@ -36,7 +36,7 @@ class OtpCreate(StrictSchema):
 class OtpVerify(StrictSchema):
     code = fields.String(
         required=True,
-        validate=validate.Regexp(r"\A[0-9]{6}\Z", error="Six digits."),
+        validate=FullMatch(r"^[0-9]{6}$", error="Six digits."),
         metadata={"example": "123456"},
     )
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from common.db.models.users import ROLES
-from common.web.schemas import StrictSchema, UtcDateTime
+from common.web.schemas import FullMatch, StrictSchema, UtcDateTime
 
-# \A and \Z, not ^ and $: Python's `$` also matches before a final newline, and `admin\n` is not `admin`.
-USERNAME = validate.Regexp(
-    r"\A[A-Za-z0-9_.-]{3,64}\Z", error="3 to 64 letters, digits, dots, dashes or underscores."
-)
-PHONE = validate.Regexp(r"\A\+?[0-9]{6,20}\Z", error="6 to 20 digits, optionally starting with +.")
+# Whole-value matches: `admin\n` is not `admin`.
+USERNAME = FullMatch(r"^[A-Za-z0-9_.-]{3,64}$", error="3 to 64 letters, digits, dots, dashes or underscores.")
+PHONE = FullMatch(r"^\+?[0-9]{6,20}$", error="6 to 20 digits, optionally starting with +.")
 # Long enough for any passphrase, short enough that hashing it cannot be used to burn CPU.
 PASSWORD = validate.Length(min=8, max=128)
 

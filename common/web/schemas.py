@@ -22,6 +22,19 @@ class UtcDateTime(fields.DateTime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match, written `^...$` as OpenAPI (ECMA-262) reads it.
+
+    Python's `$` also matches before a final newline, so `re.match` would let `admin\n` pass for `admin`:
+    the value is checked with `fullmatch` instead.
+    """
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 class StrictSchema(ma.Schema):
     """Request schema: unknown fields are an error, never silently applied."""
 

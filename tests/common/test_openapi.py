@@ -145,3 +145,12 @@ def test_every_code_the_source_raises_is_in_the_table_with_its_status_and_servic
 def test_every_code_in_the_table_is_still_raised():
     raised = {code for code, *_ in raised_codes()}
     assert set(CODES) <= raised, set(CODES) - raised
+
+
+def test_whole_value_patterns_are_written_as_openapi_reads_them():
+    """`^...$` for ECMA-262 readers of the document; the service itself checks the whole value."""
+    from svc_user.app import create_app
+
+    spec = create_app().test_client().get("/openapi.json").get_json()
+    username = spec["components"]["schemas"]["UserCreate"]["properties"]["username"]
+    assert username["pattern"] == "^[A-Za-z0-9_.-]{3,64}$"

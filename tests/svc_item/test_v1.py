@@ -346,3 +346,9 @@ def test_openapi_documents_v1_and_v2(client):
     assert spec["components"]["schemas"]["Item"]["properties"]["price"]["type"] == "integer"
     params = {p["name"] for p in paths["/v2/items"]["get"]["parameters"]}
     assert {"cursor", "limit", "q", "category_id", "min_price", "max_price", "in_stock", "sort"} <= params
+
+
+@pytest.mark.parametrize("sku", ["SKU-1\n", "SKU 1", "SKU-1\t", "\u0410-1", ""])
+def test_a_sku_with_a_line_break_space_or_lookalike_letter_is_refused(client, admin, sku):
+    err = error(client.post("/v1/items", json=new_item(sku=sku), headers=admin.headers), 422, "validation_error")
+    assert "sku" in err["details"]["fields"]

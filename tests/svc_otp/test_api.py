@@ -291,3 +291,11 @@ def test_list_shows_only_your_own_codes(client, db_session):
     assert sorted(ids) == sorted([second.get_json()["data"]["id"], first.get_json()["data"]["id"]])
     assert all("code" not in o and "debug_code" not in o for o in listed.get_json()["data"])
     assert client.get("/v1/otps").status_code == 401
+
+
+def test_a_code_with_a_final_newline_is_malformed_not_a_wrong_guess(client, account, db_session):
+    created = create(client, account).get_json()["data"]
+    code = created["debug_code"]
+    answer = client.post(f"/v1/otps/{created['id']}/verify", json={"code": code + "\n"}, headers=account.headers)
+    assert answer.status_code == 422 and "code" in answer.get_json()["error"]["details"]["fields"]
+    assert challenge_row(db_session, created["id"])["attempts"] == 0
