@@ -123,19 +123,22 @@ def migrate(revision: str) -> None:
 @click.option("--phone", default=None)
 def create_user_cmd(username: str, password: str, role: str, email: str | None, phone: str | None) -> None:
     """Create a user (the first admin, for instance)."""
+    from marshmallow import ValidationError
+
     from common.errors import ApiError
+    from svc_user.schemas import UserCreate
     from svc_user.service import create_user
 
+    given = {"username": username, "email": email or f"{username}@toko.local", "password": password}
+    try:
+        # The API's own rules for a new account, so that an operator cannot make one a client could not.
+        fields = UserCreate().load({**given, "phone": phone})
+    except ValidationError as exc:
+        complaints = "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in exc.messages.items())
+        raise click.ClickException(f"That account breaks a rule ({complaints}).") from None
     try:
         with session_scope() as session:
-            user = create_user(
-                session,
-                username=username,
-                email=email or f"{username}@toko.local",
-                password=password,
-                phone=phone,
-                role=role,
-            )
+            user = create_user(session, **fields, role=role)
             click.echo(f"created {role} {user.username} (id {user.id})")
     except ApiError as exc:
         raise click.ClickException(_explain(exc)) from None

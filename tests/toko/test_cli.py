@@ -119,3 +119,8 @@ def test_a_refused_login_and_a_missing_user_say_so_not_migrate():
         result = toko("migrate", DATABASE_URL=f"postgresql://nobody-here@{server}/toko")
         assert result.returncode == 1 and 'role "nobody-here" does not exist' in result.stderr
         assert "that user does not exist on the server" in result.stderr
+
+
+def test_create_user_keeps_the_api_s_rules_for_a_username(database_url):
+    code, out = run("create-user", "admin\n", "--password", "long-enough-1")
+    assert code == 1 and out.startswith("Error: That account breaks a rule (username: 3 to 64 letters"), out
