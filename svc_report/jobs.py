@@ -61,6 +61,23 @@ def _check_active_jobs(session: Session, user_id: int) -> None:
         )
 
 
+def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
+    """Jobs queued and running: how many, and the age of the oldest (a running one's since it started)."""
+    found = {
+        status: (count, float(oldest))
+        for status, count, oldest in session.execute(
+            text("""
+            SELECT status, count(*),
+                   extract(epoch FROM now() - min(CASE WHEN status = 'running'
+                                                       THEN coalesce(started_at, created_at)
+                                                       ELSE created_at END))
+            FROM report_jobs WHERE status IN ('queued', 'running') GROUP BY status
+        """)
+        )
+    }
+    return [("report_jobs", status, *found.get(status, (0, 0.0))) for status in ACTIVE]
+
+
 def list_jobs(session: Session, page: int, per_page: int) -> list[ReportJob]:
     """Jobs, newest first."""
     stmt = select(ReportJob).order_by(ReportJob.created_at.desc(), ReportJob.id.desc())

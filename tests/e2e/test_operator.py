@@ -1,8 +1,11 @@
-"""A service's log file on the real stack: JSON lines only, whatever gunicorn does to its workers."""
+"""What an operator meets on the real stack: the services' log files and their queue metrics."""
 from __future__ import annotations
 
 import json
 import time
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_operations import child_pids, program_pid
 
@@ -47,3 +50,17 @@ def test_reload_and_restart_write_json_lines_and_no_logging_error(stack):
     for said in ("Handling signal: hup", "Worker exiting", "Handling signal: term", "Booting worker"):
         assert said in messages, messages
     assert {r["service"] for r in records} == {"otp"}
+
+
+def test_each_worker_queue_is_on_its_owning_service_metrics_as_its_role_reads_it(stack):
+    # The stack runs every service as its own role (TOKO_DB_ROLES=on) and in multiprocess mode.
+    owners = {"otp": {("otp_messages", "pending")}, "transaction": {("transactions", "awaiting_otp")},
+              "report": {("report_jobs", "queued"), ("report_jobs", "running")}}
+    for service, queues in owners.items():
+        body = requests.get(stack.url(service, "/metrics"), timeout=10).text
+        found = {(s.labels["queue"], s.labels["state"]): s.value
+                 for family in text_string_to_metric_families(body) for s in family.samples
+                 if s.name == "toko_queue_depth" and s.labels["service"] == service}
+        assert set(found) == queues, (service, body[-2000:])
+        assert all(value >= 0 for value in found.values())
+    assert "toko_queue_depth" not in requests.get(stack.url("item", "/metrics"), timeout=10).text
