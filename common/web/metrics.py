@@ -23,6 +23,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -99,7 +100,7 @@ def register_queue_metrics(app: Flask, read: QueueRead) -> None:
     app.extensions["toko"]["queue_read"] = read
 
 
-class _QueueCollector:
+class _QueueCollector(Collector):
     """toko_queue_depth and toko_queue_oldest_age_seconds, by service, queue and state."""
 
     def __init__(self, service: str, rows: Iterable[tuple[str, str, int, float]]):
@@ -134,5 +135,5 @@ def _queue_lines() -> bytes:
         log.warning("queue metrics unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
         return b""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_QueueCollector(ext["service"], rows))  # type: ignore[arg-type]
+    registry.register(_QueueCollector(ext["service"], rows))
     return generate_latest(registry)
