@@ -37,6 +37,19 @@ control_socket_disable = True
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 loglevel = "info"
+# gunicorn's own lines (booting, signals, a worker exiting) go through the root logger as the service's
+# JSON lines, like the rest of its log, instead of its default text format.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+    "handlers": {"json": {"()": "common.logs.json_handler", "service": _service}},
+    "formatters": {},
+}
 # Let workers recycle slowly so a leak cannot grow without bound; jitter avoids restarting together.
 # A new worker costs about 0.75 s of CPU (imports, the app and its OpenAPI document): at 20,000 a busy
 # worker recycled every 20 s and spent some 4% of a core on it, and a benchmark round that met a

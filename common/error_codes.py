@@ -90,6 +90,9 @@ CODES: dict[str, Code] = {
     "report_not_found": Code(404, ("report",), "No such report job."),
     "report_not_ready": Code(409, ("report",), "The report job is queued, running or failed, not done."),
     "unknown_kind": Code(422, ("report",), "A report job of a kind the worker does not know."),
+    "too_many_jobs": Code(
+        429, ("report",), "The user already has TOKO_REPORT_MAX_ACTIVE_JOBS report jobs queued or running."
+    ),
 }
 
 

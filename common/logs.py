@@ -59,18 +59,24 @@ def _request_id() -> str | None:
     return None
 
 
+def json_handler(service: str) -> logging.Handler:
+    """A handler writing `service`'s JSON lines to stderr, the one configure_logging replaces."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    handler._toko = True  # type: ignore[attr-defined]
+    return handler
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every logger's records to stderr as JSON (once per process)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_toko", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    handler._toko = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+    root.addHandler(json_handler(service))
     root.setLevel(level)
-    # The JSON line carries none of the caller's file, line, thread or process: skip collecting them.
+    # The JSON line carries none of the caller's file or line: skip the stack walk that finds them.
+    # Thread and process stay collected (0.6 us a record): another handler's format may name them, and
+    # a record without them makes that format fail with a traceback on every line.
     logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -235,6 +235,8 @@ class Settings:
     # A claimed job's lease; the worker renews it while computing, a dead worker's lease runs out.
     report_lease_seconds: int = number(60, lo=1, hi=24 * 3600)
     report_max_attempts: int = number(3, lo=1, hi=100)
+    # Jobs one user may have queued or running at once; past it POST /v1/reports answers 429.
+    report_max_active_jobs: int = number(5, lo=1, hi=1000)
     # Test hook (TOKO_ENV=test only): hold each claimed job this long, so a test can kill the worker mid-job.
     report_test_delay_seconds: int = number(0, lo=0, hi=3600)
     # Pagination: the default a list answers with, and the largest per_page/limit a request may ask for.

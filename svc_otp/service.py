@@ -322,3 +322,14 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
             text("UPDATE users SET verified = true, updated_at = now() WHERE id = :u"), {"u": user_id}
         )
     return Verification(Challenge(**{**challenge.__dict__, "status": "verified", "verified_at": verified_at}))
+
+
+def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
+    """Codes waiting to be sent by svc_otp_worker: how many, and how long the oldest has waited."""
+    row = session.execute(
+        text("""
+        SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+        FROM otp_messages WHERE status = 'pending'
+    """)
+    ).one()
+    return [("otp_messages", "pending", row[0], float(row[1]))]

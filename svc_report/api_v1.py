@@ -40,9 +40,12 @@ def sales_report(args):
 @reports.auth(admin=True)
 @reports.arguments(ReportCreate)
 @reports.response(202, envelope(ReportJobSchema))
-@reports.errors(422)
+@reports.errors(422, 429)
 def create_report(body):
-    """Queue a report; svc_report_worker computes it. Poll the `Location` until `done`."""
+    """Queue a report; svc_report_worker computes it. Poll the `Location` until `done`.
+
+    A user may have TOKO_REPORT_MAX_ACTIVE_JOBS (5) jobs queued or running; past them, 429 `too_many_jobs`.
+    """
     params = {"from": body["from_"], "to": body["to"], "group_by": body["group_by"], "tz": body["tz"]}
     job = jobs.enqueue(db(), require_principal().user_id, body["kind"], params)
     db().commit()

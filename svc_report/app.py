@@ -1,11 +1,13 @@
 """The report service: the shared factory plus this service's blueprints."""
 
 from common.web import create_app as _create_app
+from common.web.metrics import register_queue_metrics
+from svc_report import jobs
 from svc_report.api_v1 import reports
 
 
 def create_app():
-    return _create_app(
+    app = _create_app(
         "report",
         [reports],
         description=(
@@ -14,3 +16,5 @@ def create_app():
             "only report_jobs."
         ),
     )
+    register_queue_metrics(app, jobs.queue_depths)
+    return app

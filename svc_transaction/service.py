@@ -326,3 +326,14 @@ def expire_overdue(session: Session, limit: int) -> int:
         update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp").values(status="expired")
     )
     return len(ids)
+
+
+def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
+    """Purchases awaiting their code (svc_transaction_worker expires them): how many, the oldest's age."""
+    row = session.execute(
+        text("""
+        SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+        FROM transactions WHERE status = 'awaiting_otp'
+    """)
+    ).one()
+    return [("transactions", "awaiting_otp", row[0], float(row[1]))]

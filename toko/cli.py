@@ -156,6 +156,22 @@ def worker(service: str) -> None:
     run_worker(module.make_worker())
 
 
+# Each worker's queue, read by the service that owns it (its /metrics publishes the same rows).
+_QUEUES = {"otp": "svc_otp.service", "transaction": "svc_transaction.service", "report": "svc_report.jobs"}
+
+
+@main.command()
+def status() -> None:
+    """The workers' queues: how much waits in each and the age of the oldest, read as each owner reads it."""
+    import importlib
+
+    click.echo(f"{'service':<12} {'queue':<13} {'state':<13} {'count':>7} {'oldest':>9}")
+    for service, module in _QUEUES.items():
+        with session_scope(service) as session:
+            for queue, state, count, oldest in importlib.import_module(module).queue_depths(session):
+                click.echo(f"{service:<12} {queue:<13} {state:<13} {count:>7} {oldest:>8.0f}s")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the services listen.")
 @click.option(

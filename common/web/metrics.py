@@ -6,10 +6,12 @@ without it (tests in-process, the CLI) the process-local registry is used.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from typing import Callable, Iterable
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -20,6 +22,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from common.web.db import db
 
 REQUESTS = Counter(
     "toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"]
@@ -78,4 +86,54 @@ def register_metrics(app: Flask) -> None:
             multiprocess.MultiProcessCollector(registry)
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry) + _queue_lines(), mimetype=CONTENT_TYPE_LATEST)
+
+
+# A service's queues, read from the database at scrape time: (queue, state, count, age of the oldest in
+# seconds) rows, from one cheap query of the service's own, run under its own role in the scrape's session.
+QueueRead = Callable[[Session], Iterable[tuple[str, str, int, float]]]
+log = logging.getLogger("toko.metrics")
+
+
+def register_queue_metrics(app: Flask, read: QueueRead) -> None:
+    """Publish what `read` finds on this service's /metrics, read afresh at every scrape."""
+    app.extensions["toko"]["queue_read"] = read
+
+
+class _QueueCollector(Collector):
+    """toko_queue_depth and toko_queue_oldest_age_seconds, by service, queue and state."""
+
+    def __init__(self, service: str, rows: Iterable[tuple[str, str, int, float]]):
+        self.service, self.rows = service, rows
+
+    def collect(self):
+        depth = GaugeMetricFamily(
+            "toko_queue_depth", "Units of work waiting in a queue.", labels=["service", "queue", "state"]
+        )
+        age = GaugeMetricFamily(
+            "toko_queue_oldest_age_seconds",
+            "Age of the oldest unit of work in a queue (0 when it is empty).",
+            labels=["service", "queue", "state"],
+        )
+        for queue, state, count, oldest in self.rows:
+            depth.add_metric([self.service, queue, state], count)
+            age.add_metric([self.service, queue, state], oldest)
+        yield depth
+        yield age
+
+
+def _queue_lines() -> bytes:
+    # Read in the scrape itself, not by the workers' gauges: every worker would write the same numbers,
+    # and multiprocess mode keeps a gauge only as fresh as the worker that last set it.
+    ext = current_app.extensions["toko"]
+    read = ext.get("queue_read")
+    if read is None:
+        return b""
+    try:
+        rows = list(read(db()))
+    except SQLAlchemyError as exc:  # the process's own metrics still answer while the database does not
+        log.warning("queue metrics unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_QueueCollector(ext["service"], rows))
+    return generate_latest(registry)

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from toko.cli import main
 from common.db.models import Category, User
@@ -14,6 +14,7 @@ from svc_user.passwords import verify_password
 from tests.conftest import TEST_DATABASE_URL, unique
 from tests.e2e.pgcluster import private_cluster
 from tests.e2e.pgcluster import unavailable_reason as pg_unavailable
+from tests.factories import committed_account, make_awaiting_transaction
 from tests.e2e.stack import ROOT
 
 
@@ -124,3 +125,25 @@ def test_a_refused_login_and_a_missing_user_say_so_not_migrate():
 def test_create_user_keeps_the_api_s_rules_for_a_username(database_url):
     code, out = run("create-user", "admin\n", "--password", "long-enough-1")
     assert code == 1 and out.startswith("Error: That account breaks a rule (username: 3 to 64 letters"), out
+
+
+def test_status_shows_each_queue_with_its_oldest_as_the_owning_role_reads_it(database_url, environment):
+    # As `make run`: every service reads as its own role.
+    environment(TOKO_DB_ROLES="on")
+    buyer = committed_account()
+    with session_scope() as session:
+        # Awaiting its code for 15 more minutes: no expiry worker of a running stack takes it meanwhile.
+        txn = make_awaiting_transaction(session, buyer.id)
+        session.execute(text("UPDATE transactions SET created_at = now() - interval '2 hours' WHERE id = :t"),
+                        {"t": txn})
+    try:
+        code, out = run("status")
+    finally:
+        with session_scope() as session:
+            session.execute(text("DELETE FROM transactions WHERE id = :t"), {"t": txn})
+    assert code == 0, out
+    rows = {tuple(line.split()[:3]): line.split()[3:] for line in out.splitlines()[1:]}
+    assert set(rows) == {("otp", "otp_messages", "pending"), ("transaction", "transactions", "awaiting_otp"),
+                         ("report", "report_jobs", "queued"), ("report", "report_jobs", "running")}, out
+    count, oldest = rows[("transaction", "transactions", "awaiting_otp")]
+    assert int(count) >= 1 and int(oldest.removesuffix("s")) >= 2 * 3600, out
