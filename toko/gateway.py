@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.http import METHODS
 from common.settings import Settings
-from common.swagger import dist_dir, swagger_page
+from common.swagger import dist_dir, swagger_csp, swagger_page
 
 # Longest prefix wins in nginx; each service also stays reachable whole under /_<service>/.
 ROUTES = {
@@ -205,6 +205,7 @@ def _storefront() -> str:
         {
             "Cache-Control": "no-cache",
             "Content-Security-Policy": f'"{STOREFRONT_CSP}"',
+            "X-Frame-Options": "DENY",
             "Referrer-Policy": "same-origin",
         }
     )
@@ -240,6 +241,9 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
     operator = "|".join(OPERATOR_PATHS)
     services = "|".join(ROUTES)
     not_found = _json(404, "not_found", "No service serves this path.")
+    docs_headers = _own_headers(
+        {"Content-Security-Policy": f'"{swagger_csp(_docs_config())}"', "X-Frame-Options": "DENY"}
+    )
     return f"""    server {{
         listen {settings.bind_host}:{settings.gateway_port};
 {_REFUSE_METHODS}
@@ -252,8 +256,8 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
 {chr(10).join(locations)}
         location ~ ^/_({services})/({operator})$ {{ default_type application/json; {_own_headers()} return 404 {not_found}; }}
         location = /healthz {{ access_log off; default_type application/json; {_own_headers()} return 200 '{{"data": {{"service": "gateway", "status": "ok"}}}}'; }}
-        location = /docs {{ {_own_headers()} return 301 /docs/; }}
-        location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {_own_headers()} root {var_dir}/docs; try_files /index.html =404; }}
+        location = /docs {{ {docs_headers} return 301 /docs/; }}
+        location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {docs_headers} root {var_dir}/docs; try_files /index.html =404; }}
         location /docs/ {{ types {{ text/css css; application/javascript js; image/png png; }} {_own_headers()} alias {dist_dir()}/; }}
 {_storefront()}
 {_error_locations()}
@@ -347,10 +351,14 @@ http {{
 """
 
 
+def _docs_config() -> dict:
+    urls = [{"url": f"/_{service}/openapi.json", "name": service} for service in ROUTES]
+    return {"urls": urls, "urls.primaryName": "user"}
+
+
 def render_docs_page(settings: Settings) -> str:
     """The gateway's one Swagger UI page listing every service's OpenAPI document."""
-    urls = [{"url": f"/_{service}/openapi.json", "name": service} for service in ROUTES]
-    return swagger_page("toko API", {"urls": urls, "urls.primaryName": "user"})
+    return swagger_page("toko API", _docs_config())
 
 
 def exec_nginx(settings: Settings, var_dir: Path) -> None:
