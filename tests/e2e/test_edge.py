@@ -111,6 +111,8 @@ REFUSED = {
     "long_method": (_request("A" * 25), 405, 400, "method_not_allowed", "bad_request"),
     "made_up_method": (_request("FROB", "/nowhere"), 405, 405, "method_not_allowed", "method_not_allowed"),
     "made_up_method_on_a_route": (_request("FROB"), 405, 405, "method_not_allowed", "method_not_allowed"),
+    # nginx refuses a method that is not a token of capitals itself, before it reads the headers.
+    "lowercase_method": (_request("get"), 400, 400, "bad_request", "bad_request"),
 }
 
 
@@ -120,7 +122,9 @@ def test_what_gunicorn_or_nginx_refuses_is_an_envelope_on_every_port_and_at_the_
     for port in [*stack.ports.values(), int(stack.env["TOKO_GATEWAY_PORT"])]:
         status, headers, body = parse(raw(port, data))
         assert_envelope(status, headers, body, edge_status, edge_code)
-        assert headers.get("cache-control") == "no-store" and headers["x-request-id"] == "edge-refused", headers
+        assert headers.get("cache-control") == "no-store", headers
+        if case != "lowercase_method":
+            assert headers["x-request-id"] == "edge-refused", headers
     status, headers, body = parse(raw(socket_path("item", stack.home), data))
     assert_envelope(status, headers, body, socket_status, socket_code)
     assert headers.get("cache-control") == "no-store", headers
