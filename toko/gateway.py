@@ -332,9 +332,11 @@ http {{
     # route it matched, the user) as response headers that nginx logs and never passes on.
     log_format toko escape=json '{{"ts": "$time_iso8601", "level": "info", "service": "$toko_service", '
         '"logger": "toko.access", "msg": "request", "request_id": "$toko_request_id", '
-        '"method": "$request_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
+        '"method": "$toko_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
         '"status": $status, "upstream_status": "$upstream_status", "user_id": "$upstream_http_x_toko_user", '
         '"duration_s": $request_time, "port": "$server_port"}}';
+    # The method as the client sent it: an error page turns the request into a GET ($request_method).
+    map $request $toko_method {{ "~^(?<toko_sent>[^ ]+) " $toko_sent; default $request_method; }}
     map $upstream_http_x_toko_service $toko_service {{ "" edge; default $upstream_http_x_toko_service; }}
     access_log /dev/stdout toko buffer=32k flush=1s;
     proxy_hide_header X-Toko-Service;
