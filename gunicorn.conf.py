@@ -28,7 +28,8 @@ proc_name = f"svc_{_service}"
 
 class _EnvelopeSocket:
     """A client's socket that turns the HTML page gunicorn writes for its own refusals (a malformed request
-    line or header, too many header fields) into the contract's envelope, with nginx's own headers."""
+    line or header, too many header fields) into the contract's envelope, with the headers nginx's own
+    error pages carry."""
 
     def __init__(self, sock):
         self._sock = sock

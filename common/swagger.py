@@ -48,8 +48,7 @@ def swagger_csp(config: dict) -> str:
     # Swagger UI applies inline styles as it draws; a style runs no code, so only scripts are held to a hash.
     return (
         f"default-src 'self'; script-src 'self' 'sha256-{digest}'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 
 
