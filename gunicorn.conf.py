@@ -1,8 +1,11 @@
 """gunicorn settings shared by the five services; supervisor names the service in TOKO_SERVICE."""
+import json
 import os
 import shutil
 
-from toko.gateway import socket_path
+from gunicorn.workers.gthread import ThreadWorker
+
+from toko.gateway import edge_error, socket_path
 from common.settings import SERVICES, get_settings
 
 _service = os.environ.get("TOKO_SERVICE", "")
@@ -21,7 +24,41 @@ os.makedirs(_socket.parent, mode=0o700, exist_ok=True)
 bind = f"unix:{_socket}"
 umask = 0o077
 proc_name = f"svc_{_service}"
-worker_class = "gthread"
+
+
+class _EnvelopeSocket:
+    """A client's socket that turns the HTML page gunicorn writes for its own refusals (a malformed request
+    line or header, too many header fields) into the contract's envelope, with the headers nginx's own
+    error pages carry."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def sendall(self, data: bytes) -> None:
+        _, status, reason = data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        code, message = edge_error(int(status), reason)
+        request_id = os.urandom(16).hex()  # the request's own is unread, or not to be trusted
+        details = {"request_id": request_id} if status == "500" else {}
+        body = json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n"
+            "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n\r\n"
+        )
+        self._sock.sendall(head.encode("latin-1") + body)
+
+
+class EnvelopeWorker(ThreadWorker):
+    """gunicorn's gthread worker, answering what gunicorn itself refuses in the envelope, not in HTML."""
+
+    def handle_error(self, req, client, addr, exc):
+        super().handle_error(req, _EnvelopeSocket(client), addr, exc)
+
+
+worker_class = EnvelopeWorker
 workers = _settings.workers
 threads = _settings.threads
 # The pool holds one connection per thread: workers x threads x 5 services stays under max_connections.

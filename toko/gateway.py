@@ -13,8 +13,9 @@ import os
 import shutil
 from pathlib import Path
 
+from common.http import METHODS
 from common.settings import Settings
-from common.swagger import dist_dir, swagger_page
+from common.swagger import dist_dir, swagger_csp, swagger_page
 
 # Longest prefix wins in nginx; each service also stays reachable whole under /_<service>/.
 ROUTES = {
@@ -52,6 +53,14 @@ EDGE_ERRORS = {
     504: (504, "gateway_timeout", "The service did not answer in time."),
     505: (505, "http_version_not_supported", "The HTTP version is not supported."),
 }
+# A method outside the contract's set is refused before any location (and any upstream) sees it.
+# volatile: the error page's internal redirect (made a GET) asks again, and must not be refused too.
+_METHOD_MAP = (
+    "    map $request_method $toko_method_refused {\n        volatile;\n        default 1;\n"
+    + "".join(f"        {method} 0;\n" for method in sorted(METHODS))
+    + "    }"
+)
+_REFUSE_METHODS = "        if ($toko_method_refused) { return 405; }"
 # One request id per request: the client's when it is well formed (as the app's rule), else nginx's own.
 _REQUEST_ID_MAP = """    map $http_x_request_id $toko_request_id {
         "~^[A-Za-z0-9._:-]{1,128}$" $http_x_request_id;
@@ -126,6 +135,15 @@ def _error_locations() -> str:
     return "\n".join(lines)
 
 
+def edge_error(status: int, reason: str) -> tuple[str, str]:
+    """The envelope's code and message for an error the edge answers with `status` (its reason phrase
+    names the code of a status nginx never sends)."""
+    for sent, code, message in EDGE_ERRORS.values():
+        if sent == status:
+            return code, message
+    return reason.lower().replace(" ", "_").replace("-", "_"), f"{reason}."
+
+
 def _error_pages(indent: str = "    ", sep: str = "\n") -> str:
     return sep.join(
         f"{indent}error_page {source} ={status} {_ERROR_URI}{source};"
@@ -159,6 +177,8 @@ def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
     inherited ones, so every proxying location carries the whole set)."""
     return (
         f"proxy_pass http://{upstream}{path}; "
+        # nginx's id, the one it logged and sent on, also on an answer the app did not make (gunicorn's own).
+        "add_header X-Request-ID $toko_request_id always; "
         "proxy_set_header Host $http_host; "
         'proxy_set_header Connection ""; '
         "proxy_set_header X-Real-IP $remote_addr; "
@@ -171,6 +191,7 @@ def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
 def _service_server(settings: Settings, service: str) -> str:
     return f"""    server {{
         listen {settings.bind_host}:{settings.port_for(service)};
+{_REFUSE_METHODS}
         location / {{ {_proxy(f"svc_{service}")} }}
 {_error_locations()}
     }}"""
@@ -184,6 +205,7 @@ def _storefront() -> str:
         {
             "Cache-Control": "no-cache",
             "Content-Security-Policy": f'"{STOREFRONT_CSP}"',
+            "X-Frame-Options": "DENY",
             "Referrer-Policy": "same-origin",
         }
     )
@@ -219,8 +241,12 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
     operator = "|".join(OPERATOR_PATHS)
     services = "|".join(ROUTES)
     not_found = _json(404, "not_found", "No service serves this path.")
+    docs_headers = _own_headers(
+        {"Content-Security-Policy": f'"{swagger_csp(_docs_config())}"', "X-Frame-Options": "DENY"}
+    )
     return f"""    server {{
         listen {settings.bind_host}:{settings.gateway_port};
+{_REFUSE_METHODS}
         gzip on;
         gzip_types {" ".join(GZIP_TYPES)};
         gzip_min_length {GZIP_MIN_BYTES};
@@ -230,8 +256,8 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
 {chr(10).join(locations)}
         location ~ ^/_({services})/({operator})$ {{ default_type application/json; {_own_headers()} return 404 {not_found}; }}
         location = /healthz {{ access_log off; default_type application/json; {_own_headers()} return 200 '{{"data": {{"service": "gateway", "status": "ok"}}}}'; }}
-        location = /docs {{ {_own_headers()} return 301 /docs/; }}
-        location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {_own_headers()} root {var_dir}/docs; try_files /index.html =404; }}
+        location = /docs {{ {docs_headers} return 301 /docs/; }}
+        location = /docs/ {{ types {{ }} default_type "text/html; charset=utf-8"; {docs_headers} root {var_dir}/docs; try_files /index.html =404; }}
         location /docs/ {{ types {{ text/css css; application/javascript js; image/png png; }} {_own_headers()} alias {dist_dir()}/; }}
 {_storefront()}
 {_error_locations()}
@@ -300,19 +326,23 @@ http {{
     proxy_request_buffering on;
     proxy_buffering on;
 {_REQUEST_ID_MAP}
+{_METHOD_MAP}
     # nginx writes the one access line of every request, in C and buffered (a write per 32 KiB, not per
     # line, through supervisord's pipe into var/log/gateway.log); the app adds what only it knows (the
     # route it matched, the user) as response headers that nginx logs and never passes on.
     log_format toko escape=json '{{"ts": "$time_iso8601", "level": "info", "service": "$toko_service", '
         '"logger": "toko.access", "msg": "request", "request_id": "$toko_request_id", '
-        '"method": "$request_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
+        '"method": "$toko_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
         '"status": $status, "upstream_status": "$upstream_status", "user_id": "$upstream_http_x_toko_user", '
         '"duration_s": $request_time, "port": "$server_port"}}';
+    # The method as the client sent it: an error page turns the request into a GET ($request_method).
+    map $request $toko_method {{ "~^(?<toko_sent>[^ ]+) " $toko_sent; default $request_method; }}
     map $upstream_http_x_toko_service $toko_service {{ "" edge; default $upstream_http_x_toko_service; }}
     access_log /dev/stdout toko buffer=32k flush=1s;
     proxy_hide_header X-Toko-Service;
     proxy_hide_header X-Toko-Route;
     proxy_hide_header X-Toko-User;
+    proxy_hide_header X-Request-ID;
 {_error_pages()}
 {balancing}
 {realip}
@@ -323,10 +353,14 @@ http {{
 """
 
 
+def _docs_config() -> dict:
+    urls = [{"url": f"/_{service}/openapi.json", "name": service} for service in ROUTES]
+    return {"urls": urls, "urls.primaryName": "user"}
+
+
 def render_docs_page(settings: Settings) -> str:
     """The gateway's one Swagger UI page listing every service's OpenAPI document."""
-    urls = [{"url": f"/_{service}/openapi.json", "name": service} for service in ROUTES]
-    return swagger_page("toko API", {"urls": urls, "urls.primaryName": "user"})
+    return swagger_page("toko API", _docs_config())
 
 
 def exec_nginx(settings: Settings, var_dir: Path) -> None:

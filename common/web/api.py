@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 import flask
 import flask_smorest
 from flask_smorest.utils import resolve_schema_instance
@@ -20,19 +23,27 @@ class Api(flask_smorest.Api):
 
     def __init__(self, app=None, *, service: str, **kwargs):
         self.service = service
+        self._document_json: str | None = None
         super().__init__(app, **kwargs)
 
     def _register_error_handlers(self):
         register_error_handlers(self._app)
 
     def document(self) -> dict:
-        """The service's OpenAPI document as served at /openapi.json."""
-        return finish(self.spec.to_dict(), self.service)
+        """The service's OpenAPI document as served at /openapi.json (a copy of its own)."""
+        return json.loads(self._document_text())
+
+    def _document_text(self) -> str:
+        # Built on the first read, when every blueprint is registered, and then served as it is.
+        # apispec's to_dict hands back its own options (info included): finish works on a copy, or each
+        # read would append to the live spec once more.
+        if self._document_json is None:
+            document = finish(copy.deepcopy(self.spec.to_dict()), self.service)
+            self._document_json = self._app.json.dumps(document, indent=2, sort_keys=False)
+        return self._document_json
 
     def _openapi_json(self):
-        return flask.current_app.response_class(
-            flask.json.dumps(self.document(), indent=2, sort_keys=False), mimetype="application/json"
-        )
+        return flask.current_app.response_class(self._document_text(), mimetype="application/json")
 
 
 class Blueprint(flask_smorest.Blueprint):

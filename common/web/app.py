@@ -10,8 +10,10 @@ from types import FunctionType
 from typing import Iterable
 
 from flask import Flask, g, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from common.errors import ApiError, NotFound
+from common.http import METHODS
 from common.ids import is_id
 from common.jsontext import unstorable
 from common.logs import configure_logging
@@ -97,6 +99,9 @@ def _register_request_hooks(app: Flask, service: str, public_reads: bool, origin
         # KeyError for every header a request does not carry.
         incoming = req.environ.get("HTTP_X_REQUEST_ID", "")
         ctx.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        if req.method not in METHODS:
+            # Whatever the path: a made-up method names nothing any route could serve.
+            raise MethodNotAllowed()
         if origins and req.method == "OPTIONS":
             answer = preflight(req, origins)
             if answer is not None:

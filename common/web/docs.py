@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, send_from_directory
 
-from common.swagger import dist_dir, swagger_page
+from common.swagger import dist_dir, swagger_csp, swagger_page
 
 
 def docs_blueprint(service: str) -> Blueprint:
     blueprint = Blueprint("docs", __name__)
-    page = swagger_page(f"toko {service} service", {"url": "../openapi.json"})
+    config = {"url": "../openapi.json"}
+    page = swagger_page(f"toko {service} service", config)
+    csp = swagger_csp(config)
+
+    @blueprint.after_request
+    def _not_framable(response):
+        # The page, its redirect (an HTML body too) and its files: no other site may frame any of them.
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
 
     @blueprint.route("/docs")
     def docs_redirect():

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from common.web.db import db
 
+from common.http import METHODS
+
 REQUESTS = Counter(
     "toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"]
 )
@@ -47,8 +49,11 @@ POOL_SIZE = Gauge(
 
 
 def observe(service: str, method: str, route: str | None, status: int, seconds: float, engine=None) -> None:
-    # Unmatched paths share one label so a scan of random URLs cannot blow up the series count.
+    # Labels come from fixed sets, so whatever clients send cannot blow up the series count: unmatched
+    # paths share one route label, and made-up methods one method label.
     route = route or "<unmatched>"
+    if method not in METHODS:
+        method = "other"
     _child(REQUESTS, service, method, route, str(status)).inc()
     _child(LATENCY, service, method, route).observe(seconds)
     if engine is not None:

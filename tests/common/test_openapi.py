@@ -96,6 +96,13 @@ def test_the_version_is_the_newest_the_service_serves(spec):
         assert document["info"]["version"] == "2" and "v1, v2" in document["info"]["description"]
 
 
+def test_the_document_is_built_once_and_served_as_it_is():
+    client = importlib.import_module("svc_item.app").create_app().test_client()
+    reads = [client.get("/openapi.json").get_data() for _ in range(50)]
+    assert len(set(reads)) == 1, "every read serves the same bytes"
+    assert reads[0].count(b"Serves API versions v1, v2.") == 1
+
+
 # -- the table against the source ------------------------------------------------------------------
 
 STATUS_OF_CLASS = {name: cls.status for name, cls in vars(errors).items()

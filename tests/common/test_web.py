@@ -188,6 +188,28 @@ def test_metrics_count_requests_by_route_and_status(client):
     assert "toko_http_request_duration_seconds_bucket" in text
 
 
+
+def test_metric_labels_stay_bounded_whatever_clients_send(client):
+    from prometheus_client import REGISTRY
+
+    def series() -> set:
+        return {tuple(sorted(sample.labels.items())) for metric in REGISTRY.collect()
+                if metric.name == "toko_http_requests" for sample in metric.samples
+                if sample.name == "toko_http_requests_total" and sample.labels["service"] == "item"}
+
+    for n in range(3):
+        client.open(f"/made/up/{n}", method=f"FROB{n}")
+        client.open("/healthz", method=f"FROB{n}")
+        client.get(f"/nowhere/{n}")
+    before = series()
+    for n in range(3, 300):
+        assert_envelope(client.open(f"/made/up/{n}", method=f"FROB{n}"), 405, "method_not_allowed")
+        assert_envelope(client.open("/healthz", method=f"FROB{n}"), 405, "method_not_allowed")
+        assert_envelope(client.get(f"/nowhere/{n}"), 404, "not_found")
+    assert series() == before
+    methods = {dict(labels)["method"] for labels in before}
+    assert "other" in methods and not any(m.startswith("FROB") for m in methods), methods
+
 @pytest.mark.parametrize("body", ['{"n": "a\\u0000b"}', '{"n": "\\udb6f"}', '{"a\\u0000": 1}'])
 def test_text_the_database_cannot_store_is_422(app_with_probes, body):
     err = assert_envelope(app_with_probes.post("/probe", data=body, content_type="application/json"), 422,

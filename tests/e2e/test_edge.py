@@ -22,9 +22,17 @@ from tests.factories import PASSWORD, committed_account
 pytestmark = pytest.mark.skipif(find_nginx() is None, reason=missing("nginx", "nginx", "the edge is not tested"))
 
 
-def raw(port: int, data: bytes, timeout: float = 10) -> bytes:
-    """Send bytes as they are (no client library fixing them up) and read the answer to the end."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+def raw(port: int | Path, data: bytes, timeout: float = 10) -> bytes:
+    """Send bytes as they are (no client library fixing them up) and read the answer to the end.
+
+    A path is a unix socket: a service's gunicorn, where nginx is not in front of it."""
+    if isinstance(port, Path):
+        conn = socket.socket(socket.AF_UNIX)
+        conn.settimeout(timeout)
+        conn.connect(str(port))
+    else:
+        conn = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with conn:
         conn.sendall(data)
         answer = b""
         while True:
@@ -89,6 +97,39 @@ def test_every_error_of_the_web_server_is_an_envelope(stack, case):
     data, status, code = requests_[case]
     for _, port in ports(stack):
         assert_envelope(*parse(raw(port, data)), status, code)
+
+
+# (method, path, extra header lines, status through nginx, status at gunicorn's socket, code there, code here)
+REFUSED = {
+    "many_header_fields": ("GET", "/v1/items", "".join(f"X-Field-{n}: v\r\n" for n in range(120)), 431, 431,
+                           "request_header_fields_too_large", "request_header_fields_too_large"),
+    "control_byte_in_a_value": ("GET", "/v1/items", "X-Note: a\x01b\r\n", 400, 400, "bad_request", "bad_request"),
+    "two_letter_method": ("AB", "/v1/items", "", 405, 400, "method_not_allowed", "bad_request"),
+    "long_method": ("A" * 25, "/v1/items", "", 405, 400, "method_not_allowed", "bad_request"),
+    "made_up_method": ("FROB", "/nowhere", "", 405, 405, "method_not_allowed", "method_not_allowed"),
+    "made_up_method_on_a_route": ("FROB", "/v1/items", "", 405, 405, "method_not_allowed", "method_not_allowed"),
+    # nginx refuses a method that is not a token of capitals itself, before it reads the headers.
+    "lowercase_method": ("get", "/v1/items", "", 400, 400, "bad_request", "bad_request"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_gunicorn_or_nginx_refuses_is_an_envelope_on_every_port_and_at_the_socket(stack, case):
+    method, path, extra, edge_status, socket_status, edge_code, socket_code = REFUSED[case]
+    request_id = f"refused-{case.replace('_', '-')}"
+    data = f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-Request-ID: {request_id}\r\n{extra}\r\n".encode()
+    for port in [*stack.ports.values(), int(stack.env["TOKO_GATEWAY_PORT"])]:
+        status, headers, body = parse(raw(port, data))
+        assert_envelope(status, headers, body, edge_status, edge_code)
+        assert headers.get("cache-control") == "no-store", headers
+        if case != "lowercase_method":
+            assert headers["x-request-id"] == request_id, headers
+    status, headers, body = parse(raw(socket_path("item", stack.home), data))
+    assert_envelope(status, headers, body, socket_status, socket_code)
+    assert headers.get("cache-control") == "no-store", headers
+    if case != "lowercase_method":
+        lines = stack.access_lines(request_id, count=len(stack.ports) + 1)
+        assert [line["method"] for line in lines] == [method] * (len(stack.ports) + 1), "logged as sent"
 
 
 def test_a_service_down_behind_its_port_answers_503_with_retry_after(stack):

@@ -110,3 +110,58 @@ def test_one_docs_page_lists_every_service(stack):
         assert f'"url": "/_{service}/openapi.json"' in page.text
     for asset in re.findall(r'(?:href|src)="([^"]+)"', page.text):
         assert requests.get(urljoin(page.url, asset), timeout=5).status_code == 200, asset
+
+
+def _inline_script_hashes(page: str) -> set[str]:
+    import base64
+    import hashlib
+
+    return {"'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+            for script in re.findall(r"<script>(.*?)</script>", page, re.S)}
+
+
+def test_no_site_can_frame_a_docs_page_and_its_own_script_may_run(stack):
+    wait_gateway(stack)
+    pages = [stack.url(service, "/docs") for service in ROUTES]
+    pages += [stack.gateway_url(f"/_{service}/docs") for service in ROUTES] + [stack.gateway_url("/docs")]
+    for url in pages:
+        for response in (requests.get(url, allow_redirects=False, timeout=5), requests.get(url, timeout=5)):
+            policy = response.headers.get("Content-Security-Policy", "")
+            assert "frame-ancestors 'none'" in policy, (url, response.status_code, response.headers)
+            assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Content-Type"].startswith("text/html")
+        script_src = re.search(r"script-src ([^;]*)", policy).group(1).split()
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+        hashes = _inline_script_hashes(response.text)
+        assert hashes and hashes <= set(script_src), (url, hashes, script_src)
+    storefront = requests.get(stack.gateway_url("/"), timeout=5)
+    assert "frame-ancestors 'none'" in storefront.headers["Content-Security-Policy"]
+    assert storefront.headers["X-Frame-Options"] == "DENY"
+
+
+def test_swagger_ui_loads_under_its_policy_in_a_browser(stack):
+    """The page draws its operations, and the policy refuses nothing it loads or runs."""
+    from tests.e2e.test_storefront import CHROMIUM, CHROMIUM_ARGS, _missing
+
+    if _missing():
+        pytest.skip(_missing())
+    import playwright.sync_api as playwright_api
+
+    wait_gateway(stack)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for url, operation in ((stack.gateway_url("/_item/docs/"), "listItems"),
+                                   (stack.url("item", "/docs/"), "listItems"),
+                                   (stack.gateway_url("/docs/"), "register")):
+                page = browser.new_page()
+                refused = []
+                page.on("console", lambda message: refused.append(message.text)
+                        if "Content Security Policy" in message.text else None)
+                page.goto(url)
+                # Swagger UI draws each operation as a block with id operations-<tag>-<operationId>.
+                page.locator(f"[id^='operations-'][id$='-{operation}']").first.wait_for(timeout=20000)
+                assert refused == [], refused
+                page.close()
+        finally:
+            browser.close()
