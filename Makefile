@@ -51,10 +51,13 @@ run: install ## check the ports, migrate, seed demo data when empty, run everyth
 	$(BIN)/toko seed-demo --if-empty
 	@exec $(BIN)/toko supervise
 
+# Workers of pytest-xdist, each with its own throwaway database; a file, and the tests on the run's one
+# stack, each run on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install-dev ## run the whole test suite against a throwaway PostgreSQL database
 	@scripts/need nginx chromium
 	scripts/pg-up
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 test-cluster: install-dev ## as root: 3 service hosts (network namespaces), gateway, PgBouncer, a replica, tested
 	@scripts/need nginx pgbouncer ip
