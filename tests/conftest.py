@@ -189,12 +189,12 @@ def pytest_collection_modifyitems(items):
 def compiled_dumps_match_marshmallow():
     """Every response a service dumps in process is also dumped by marshmallow itself and must be equal.
 
-    The services answer with dumps compiled from their schemas (common/web/dump.py); this holds each one
+    The services answer with dumps compiled from their schemas (common/web/fast/dump.py); this holds each one
     to the schema's own `dump`, key order and types included, across the whole suite.
     """
     import json
 
-    from common.web.dump import compiled_schemas
+    from common.web.fast.dump import compiled_schemas
 
     for service in ("user", "otp", "item", "transaction", "report"):
         __import__(f"svc_{service}.app")
@@ -219,12 +219,12 @@ def compiled_dumps_match_marshmallow():
 def compiled_loads_match_marshmallow():
     """Every body a compiled fast path accepts in process is also loaded by marshmallow and must be equal.
 
-    A fast path (common/web/load.py) answers only for input it vouches for; this holds each answer to the
+    A fast path (common/web/fast/load.py) answers only for input it vouches for; this holds each answer to the
     schema's own `load` across the whole suite, and counts how often it answered.
     """
     import marshmallow as ma
 
-    from common.web import load as compiled_load
+    from common.web.fast import load as compiled_load
 
     for service in ("user", "otp", "item", "transaction", "report"):
         __import__(f"svc_{service}.app")

@@ -11,9 +11,9 @@ from flask_smorest.utils import resolve_schema_instance
 
 from common.web.auth import SECURITY, login_required
 from common.web.body import Parser
-from common.web.dump import compiled
 from common.web.errors import register_error_handlers
-from common.web.load import compiled_load
+from common.web.fast.dump import compiled
+from common.web.fast.load import compiled_load
 from common.web.openapi import finish, operation_id
 from common.web.schemas import ErrorSchema
 

@@ -23,8 +23,8 @@ from common.web.auth import SECURITY_SCHEMES
 from common.web.db import end_request, init_db
 from common.web.docs import docs_blueprint
 from common.web.edge import EdgePrefix, through_edge
-from common.web.encoding import OrjsonProvider
 from common.web.errors import database_unavailable
+from common.web.fast.encoding import OrjsonProvider
 from common.web.headers import decorate, preflight
 from common.web.health import blp as health_blp
 from common.web.metrics import observe, register_metrics

@@ -10,8 +10,8 @@ from marshmallow import fields
 
 from common.logs import JsonFormatter
 from common.principal import Principal
-from common.web.dump import _compile, compile_dump
-from common.web.encoding import OrjsonProvider
+from common.web.fast.dump import _compile, compile_dump
+from common.web.fast.encoding import OrjsonProvider
 from common.web.schemas import envelope
 from svc_item.schemas import ItemSchema
 from svc_transaction.schemas import TransactionSchema

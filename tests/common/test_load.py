@@ -5,7 +5,7 @@ import marshmallow as ma
 import pytest
 from marshmallow import fields, validate
 
-from common.web.load import REFER, FastLoad, _compile, compiled_load, compiled_load_schemas
+from common.web.fast.load import REFER, FastLoad, _compile, compiled_load, compiled_load_schemas
 from svc_transaction.schemas import PurchaseCreate
 
 
