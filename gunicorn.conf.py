@@ -5,7 +5,7 @@ import shutil
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from toko.gateway import edge_error, socket_path
+from common.http import edge_error, socket_path
 from common.settings import SERVICES, get_settings
 
 _service = os.environ.get("TOKO_SERVICE", "")
@@ -17,7 +17,7 @@ _metrics_dir = os.path.join(os.getcwd(), "var", "metrics", _service)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 wsgi_app = f"svc_{_service}.app:create_app()"
-# Only toko's nginx (toko/gateway.py) talks to gunicorn: it owns the service's port, buffers slow
+# Only toko's nginx (the gateway program) talks to gunicorn: it owns the service's port, buffers slow
 # clients and tells the app the client's address (X-Real-IP, trusted for unix-socket peers only).
 _socket = socket_path(_service)
 os.makedirs(_socket.parent, mode=0o700, exist_ok=True)

@@ -153,6 +153,9 @@ class Settings:
     # Where the report service runs its read-only aggregates (a replica); its jobs stay on the primary.
     report_database_url: str | None = text(None, check=_postgresql_url)
     bind_host: str = text("127.0.0.1")
+    # The folder of the services' unix sockets (gunicorn binds them, nginx proxies to them), relative to
+    # supervisor's directory unless absolute.
+    run_dir: str = text("var/run")
     user_port: int = number(DEFAULT_PORTS["user"], lo=1, hi=65535)
     otp_port: int = number(DEFAULT_PORTS["otp"], lo=1, hi=65535)
     item_port: int = number(DEFAULT_PORTS["item"], lo=1, hi=65535)

@@ -93,3 +93,8 @@ def _is_web(module: str) -> bool:
     # flask_swagger_ui (common/swagger.py) only ships Swagger UI's files; importing common.web from
     # outside it would also load the metrics before gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR.
     return any(module == p or module.startswith(p + ".") for p in WEB_PACKAGES)
+
+
+def test_gunicorn_s_settings_read_the_socket_path_without_the_nginx_renderer():
+    """Every gunicorn master imports gunicorn.conf.py: it takes the edge's facts from common/, not toko/."""
+    assert "toko" not in imported(ROOT / "gunicorn.conf.py")

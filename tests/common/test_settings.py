@@ -1,5 +1,6 @@
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +188,13 @@ def test_the_default_page_is_at_most_the_maximum_page():
     assert load_settings({"TOKO_DEFAULT_PAGE_SIZE": "100"}).default_page_size == 100
     with pytest.raises(SettingsError, match="TOKO_DEFAULT_PAGE_SIZE must not exceed TOKO_MAX_PAGE_SIZE"):
         load_settings({"TOKO_DEFAULT_PAGE_SIZE": "30", "TOKO_MAX_PAGE_SIZE": "25"})
+
+
+def test_the_sockets_folder_is_a_setting(environment, tmp_path):
+    from common.http import socket_path
+
+    assert socket_path("item", tmp_path) == (tmp_path / "var/run/svc_item.sock").resolve()
+    environment(TOKO_RUN_DIR="sockets")
+    assert socket_path("item", tmp_path) == (tmp_path / "sockets/svc_item.sock").resolve()
+    environment(TOKO_RUN_DIR=str(tmp_path / "elsewhere"))
+    assert socket_path("item", Path("/nonexistent")) == (tmp_path / "elsewhere/svc_item.sock").resolve()

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from common.db.models import UserSession as SessionRow
 from common.db.session import session_scope
-from toko.gateway import find_nginx, render_config, socket_path
+from common.http import socket_path
+from toko.gateway import find_nginx, render_config
 from common.settings import SERVICES, load_settings
 from tests.e2e.stack import free_port
 from tests.tools import missing

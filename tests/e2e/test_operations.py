@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from common.db.migrate import upgrade
 from common.db.session import driver_url
-from toko.gateway import socket_path
+from common.http import socket_path
 from toko.launch import Supervisor
 from common.settings import SERVICES, get_settings
 from tests.e2e.load import Load
