@@ -11,6 +11,7 @@ from common.settings import get_settings
 from common.paging import CursorCodec
 from tests.conftest import unique
 from tests.factories import committed_account
+from tests.helpers import error
 
 TIMEOUT = 10
 
@@ -36,14 +37,6 @@ def api(stack):
         return http.request(method, stack.url("item", path), headers=headers, timeout=TIMEOUT, **kw)
 
     return call
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
-    assert response.headers["X-Request-ID"]
-    return body["error"]
 
 
 def new_item(**kw):

@@ -7,16 +7,10 @@ from sqlalchemy import select
 from common.db.models import Item, Transaction, TransactionLine
 from tests.conftest import unique
 from tests.factories import make_category, make_item
+from tests.helpers import error
 
 V1_ITEM_KEYS = {"id", "sku", "name", "description", "price", "stock", "category_id", "created_at",
                 "updated_at"}
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    return body["error"]
 
 
 def new_item(category_id=None, **kw):

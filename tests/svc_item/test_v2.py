@@ -8,6 +8,7 @@ from common.settings import get_settings
 from common.paging import CursorCodec
 from tests.conftest import unique
 from tests.factories import make_category, make_item
+from tests.helpers import error
 
 SORT_KEYS = {
     "id": lambda i: (i["id"],),
@@ -15,13 +16,6 @@ SORT_KEYS = {
     "-price": lambda i: (-i["price"], -i["id"]),
     "name": lambda i: (i["name"], i["id"]),
 }
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    return body["error"]
 
 
 def walk(client, path, **params):

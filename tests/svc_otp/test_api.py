@@ -12,6 +12,7 @@ from sqlalchemy import text
 from common.settings import get_settings
 from svc_otp.service import hash_code
 from tests.factories import make_account, make_awaiting_transaction
+from tests.helpers import error
 
 
 @pytest.fixture
@@ -34,13 +35,6 @@ def verify(client, account, otp_id, code):
 
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 10 ** 6:06d}"
-
-
-def error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()["error"]
-    assert body["code"] == code
-    return body
 
 
 def challenge_row(db_session, otp_id):

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from common.db.models import Transaction, TransactionLine
+from tests.helpers import error_details as assert_error  # noqa: F401 (the tests import it here)
 
 
 @pytest.fixture
@@ -34,14 +35,3 @@ def add_sale(session: Session, user_id: int, paid_at: datetime | None, lines, *,
     session.add(txn)
     session.flush()
     return txn
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The contract's envelope with this status (and code); returns its details."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}, body
-    assert body["error"]["message"]
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]["details"]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from common.db.models import OtpChallenge
 from tests.factories import make_account
+from tests.helpers import error_details as assert_error  # noqa: F401 (the tests import it here)
 
 
 @pytest.fixture
@@ -37,12 +38,3 @@ def make_otp(session: Session, user_id: int, reference, *, status: str = "verifi
     session.add(otp)
     session.flush()
     return otp.id
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The contract's envelope with this status and code; returns its details."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]["details"]
