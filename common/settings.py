@@ -195,6 +195,10 @@ class Settings:
     cors_origins: tuple[str, ...] = words(check=_exact_origins)
     # How long the edge (nginx) waits for a service's answer before a 504 envelope.
     edge_read_timeout: int = number(60, lo=1, hi=3600)
+    # The edge answers anonymous catalogue reads from a cache at most a second old (off: every read
+    # reaches the item service).
+    edge_cache: bool = flag(True)
+    edge_cache_max_mb: int = number(64, lo=1, hi=10_000)
     # Sessions
     session_idle_seconds: int = number(30 * 60, lo=1)
     session_absolute_seconds: int = number(12 * 3600, lo=1)

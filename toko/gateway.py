@@ -32,6 +32,38 @@ GZIP_TYPES = ("application/json", "text/csv", "image/svg+xml")
 GZIP_MIN_BYTES = 2048
 _ERROR_URI = "/_toko_error/"
 
+# Anonymous catalogue reads, kept by the edge for as long as the item service's Cache-Control says (one
+# second). A request with a bearer token or a session cookie neither reads nor fills the cache; nginx
+# itself stores no answer that sets a cookie or says no-store. One request per key fills it while the
+# others wait for it (lock), and an entry being refreshed is served meanwhile (stale while updating).
+_PRIVATE_MAPS = """    map $http_authorization $toko_bearer { "" 0; default 1; }
+    map $http_cookie $toko_session_cookie { "~(^|;)\\s*toko_session=" 1; default 0; }"""
+_CATALOGUE_CACHE = (
+    "proxy_cache toko_catalogue; proxy_cache_key $request_uri|$http_accept_encoding; "
+    "proxy_cache_lock on; proxy_cache_lock_timeout 5s; proxy_cache_use_stale updating; "
+    "proxy_cache_background_update on; proxy_cache_bypass $toko_bearer $toko_session_cookie; "
+    "proxy_no_cache $toko_bearer $toko_session_cookie; add_header X-Toko-Cache $upstream_cache_status always;"
+)
+
+
+def _cache_path(settings: Settings, var_dir: Path) -> str:
+    if not settings.edge_cache:
+        return ""
+    return (
+        f"    proxy_cache_path {var_dir}/cache levels=1:2 keys_zone=toko_catalogue:8m "
+        f"max_size={settings.edge_cache_max_mb}m inactive=30s use_temp_path=off;\n{_PRIVATE_MAPS}"
+    )
+
+
+def _catalogue_locations(settings: Settings, upstream: str) -> list[str]:
+    """The item service's catalogue paths, answered from the edge's cache when it is on."""
+    if not settings.edge_cache:
+        return []
+    return [
+        f"        location {prefix} {{ {_proxy(upstream)} {_CATALOGUE_CACHE} }}" for prefix in ROUTES["item"]
+    ]
+
+
 # A method outside the contract's set is refused before any location (and any upstream) sees it.
 # volatile: the error page's internal redirect (made a GET) asks again, and must not be refused too.
 _METHOD_MAP = (
@@ -144,9 +176,11 @@ def _proxy(upstream: str, prefix: str = "", path: str = "") -> str:
 
 
 def _service_server(settings: Settings, service: str) -> str:
+    catalogue = _catalogue_locations(settings, f"svc_{service}") if service == "item" else []
     return f"""    server {{
         listen {settings.bind_host}:{settings.port_for(service)};
 {_REFUSE_METHODS}
+{chr(10).join(catalogue)}
         location / {{ {_proxy(f"svc_{service}")} }}
 {_error_locations()}
     }}"""
@@ -182,8 +216,10 @@ def _gateway_server(settings: Settings, var_dir: Path) -> str:
                 "proxy_next_upstream off; }"
             )
             continue
-        for prefix in prefixes:
-            locations.append(f"        location {prefix} {{ {_proxy(f'svc_{service}')} }}")
+        cached = _catalogue_locations(settings, f"svc_{service}") if service == "item" else []
+        locations += cached or [
+            f"        location {prefix} {{ {_proxy(f'svc_{service}')} }}" for prefix in prefixes
+        ]
         locations.append(
             f"        location /_{service}/ {{ {_proxy(f'svc_{service}', f'/_{service}', '/')} }}"
         )
@@ -282,6 +318,7 @@ http {{
     proxy_buffering on;
 {_REQUEST_ID_MAP}
 {_METHOD_MAP}
+{_cache_path(settings, var_dir)}
     # nginx writes the one access line of every request, in C and buffered (a write per 32 KiB, not per
     # line, through supervisord's pipe into var/log/gateway.log); the app adds what only it knows (the
     # route it matched, the user) as response headers that nginx logs and never passes on.
@@ -289,7 +326,7 @@ http {{
         '"logger": "toko.access", "msg": "request", "request_id": "$toko_request_id", '
         '"method": "$toko_method", "path": "$uri", "route": "$upstream_http_x_toko_route", '
         '"status": $status, "upstream_status": "$upstream_status", "user_id": "$upstream_http_x_toko_user", '
-        '"duration_s": $request_time, "port": "$server_port"}}';
+        '"duration_s": $request_time, "port": "$server_port", "cache": "$upstream_cache_status"}}';
     # The method as the client sent it: an error page turns the request into a GET ($request_method).
     map $request $toko_method {{ "~^(?<toko_sent>[^ ]+) " $toko_sent; default $request_method; }}
     map $upstream_http_x_toko_service $toko_service {{ "" edge; default $upstream_http_x_toko_service; }}

@@ -187,6 +187,8 @@ def banner(settings: Settings) -> str:
     lines.append(
         f"  {'gateway':<{width}}  {gateway}/   the storefront, every service by path, all five docs at /docs/"
     )
+    cache = "on: anonymous catalogue reads may be 1 s old" if settings.edge_cache else "off (TOKO_EDGE_CACHE)"
+    lines.append(f"  edge cache: {cache}")
     lines.append(f"  admin login (demo data): {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
     lines.append("  logs in var/log/; Ctrl-C stops everything")
     return "\n".join(lines)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Response
 
 from common.security import SESSION_COOKIE
 
 _COOKIE = f"{SESSION_COOKIE}="
 _READS = ("GET", "HEAD")
+# The catalogue's reads: anonymous ones may be a second old, so a shared cache (the edge) may keep them.
+CATALOGUE_PATHS = ("/v1/items", "/v2/items", "/v1/categories", "/v2/categories")
+CATALOGUE_CACHE = "public, max-age=1"
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 CORS_EXPOSED = "X-Request-ID, Retry-After, Location"
@@ -39,11 +44,22 @@ def decorate(response: Response, req, *, public_reads: bool, origins: frozenset)
     # add, not set: none of these is there yet (set scans for an old value first).
     headers.add("X-Content-Type-Options", "nosniff")
     # A token or a user's own data must never sit in a shared or browser cache. Only a service whose
-    # reads are public (the catalogue) answers an anonymous read without no-store.
-    if "cache-control" not in present and not (
-        public_reads and req.method in _READS and not has_credentials(req) and "set-cookie" not in present
-    ):
-        headers.add("Cache-Control", "no-store")
+    # reads are public (the catalogue) answers an anonymous read without no-store; a catalogue read that
+    # succeeded may be kept a second, with an ETag that If-None-Match turns into a 304 without a body.
+    if "cache-control" not in present:
+        anonymous_read = (
+            public_reads and req.method in _READS and not has_credentials(req) and "set-cookie" not in present
+        )
+        if not anonymous_read:
+            headers.add("Cache-Control", "no-store")
+        elif response.status_code == 200 and req.path.startswith(CATALOGUE_PATHS):
+            headers.add("Cache-Control", CATALOGUE_CACHE)
+            # For the edge alone (nginx never passes X-Accel-* on): keep it until the end of this second.
+            # nginx counts a max-age in whole seconds and serves an entry through the second after it,
+            # which could show a stock level almost two seconds old.
+            headers.add("X-Accel-Expires", f"@{int(time.time())}")
+            response.add_etag()
+            response.make_conditional(req)
     if origins:
         headers.add("Vary", "Origin")
         origin = req.environ.get("HTTP_ORIGIN")

@@ -40,10 +40,22 @@ def test_a_token_or_a_users_own_data_is_never_stored(make_client, customer, admi
     assert items.get("/v1/items").headers["Cache-Control"] == "no-store"
 
 
-def test_the_public_catalogue_may_be_cached(make_client):
+def test_the_public_catalogue_may_be_kept_a_second_with_an_etag(make_client, db_session):
+    from tests.factories import make_category, make_item
+
+    item, category = make_item(db_session), make_category(db_session)
     items = make_client("item")
-    assert "Cache-Control" not in items.get("/v1/items").headers
-    assert "Cache-Control" not in items.get("/v2/items").headers
+    for path in ("/v1/items", "/v2/items", f"/v1/items/{item.id}", f"/v2/items/{item.id}", "/v1/categories",
+                 f"/v2/categories/{category.id}/items"):
+        answer = items.get(path)
+        assert answer.status_code == 200 and answer.headers["Cache-Control"] == "public, max-age=1", path
+        again = items.get(path, headers={"If-None-Match": answer.headers["ETag"]})
+        assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", answer.headers["ETag"])
+        head = items.head(path)
+        assert head.headers["ETag"] == answer.headers["ETag"] and head.data == b""
+    # Not a catalogue answer (an error, the service's own documents): no promise to keep it.
+    assert "Cache-Control" not in items.get("/v1/items/999999999").headers
+    assert "ETag" not in items.get("/openapi.json").headers
 
 
 @pytest.fixture
