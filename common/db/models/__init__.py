@@ -1,6 +1,7 @@
 """Every table of the shared schema, one module per aggregate."""
 
 from common.db.models.catalog import Category, Item
+from common.db.models.events import AppliedEvent, EventConsumer, EventDeadLetter, OutboxEvent
 from common.db.models.otp import OtpChallenge, OtpMessage
 from common.db.models.reports import ReportJob
 from common.db.models.transactions import IdempotencyKey, Transaction, TransactionLine
@@ -18,4 +19,8 @@ __all__ = [
     "IdempotencyKey",
     "ReportJob",
     "LoginFailure",
+    "OutboxEvent",
+    "EventConsumer",
+    "AppliedEvent",
+    "EventDeadLetter",
 ]

@@ -1,0 +1,86 @@
+"""The transactional outbox (outbox_events) and its consumers' positions, applied events and dead letters
+
+Revision ID: 0006
+Revises: 0004
+Create Date: 2026-12-04
+
+Each service writes its own events, in the same transaction as the change: the writers get INSERT on the
+outbox, nothing more (no UPDATE or DELETE: an event, once committed, is a fact). The consumers
+(svc_report's sales projection, svc_otp) read it, and keep their positions, the events they applied and
+the ones they could not in tables they all write, each under its own consumer name.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from common.db.models.events import Xid8
+
+revision = "0006"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+WRITERS = ("toko_user", "toko_item", "toko_transaction")
+READERS = ("toko_report", "toko_otp")
+CONSUMER_TABLES = ("event_consumers", "applied_events", "event_dead_letters")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "outbox_events",
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("tx_id", Xid8(), server_default=sa.text("pg_current_xact_id()"), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("aggregate_type", sa.String(length=32), nullable=False),
+        sa.Column("aggregate_id", sa.Text(), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("version", sa.SmallInteger(), server_default="1", nullable=False),
+        sa.Column("data", postgresql.JSONB(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
+    )
+    op.create_index("uq_outbox_events_position", "outbox_events", ["tx_id", "seq"], unique=True)
+    op.create_index(op.f("ix_outbox_events_occurred_at"), "outbox_events", ["occurred_at"])
+    op.create_table(
+        "event_consumers",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("position_tx_id", Xid8(), server_default=sa.text("'0'::xid8"), nullable=False),
+        sa.Column("position_seq", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_event_consumers")),
+    )
+    op.create_table(
+        "applied_events",
+        sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_applied_events")),
+    )
+    op.create_index(op.f("ix_applied_events_applied_at"), "applied_events", ["applied_at"])
+    op.create_table(
+        "event_dead_letters",
+        sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_event_dead_letters")),
+    )
+    for role in WRITERS:
+        op.execute(f"GRANT INSERT ON outbox_events TO {role}")
+    for role in READERS:
+        op.execute(f"GRANT SELECT ON outbox_events TO {role}")
+        for table in CONSUMER_TABLES:
+            op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}")
+
+
+def downgrade() -> None:
+    op.drop_table("event_dead_letters")
+    op.drop_index(op.f("ix_applied_events_applied_at"), table_name="applied_events")
+    op.drop_table("applied_events")
+    op.drop_table("event_consumers")
+    op.drop_index(op.f("ix_outbox_events_occurred_at"), table_name="outbox_events")
+    op.drop_index("uq_outbox_events_position", table_name="outbox_events")
+    op.drop_table("outbox_events")
