@@ -133,15 +133,24 @@ def create_user_cmd(username: str, password: str, role: str, email: str | None, 
         raise click.ClickException(_explain(exc)) from None
 
 
+# Each worker's module; its make_worker() builds it. Program names are svc_<this key>.
+WORKERS = {
+    "otp": "svc_otp.worker",
+    "transaction": "svc_transaction.worker",
+    "report": "svc_report.worker",
+    "report_projector": "svc_report.projection",
+}
+
+
 @main.command()
-@click.argument("service", type=click.Choice(["otp", "transaction", "report"]))
+@click.argument("service", type=click.Choice(list(WORKERS)))
 def worker(service: str) -> None:
     """Run a service's background worker (supervisor runs one program per worker)."""
     import importlib
 
     from common.worker import run_worker
 
-    module = importlib.import_module(f"svc_{service}.worker")
+    module = importlib.import_module(WORKERS[service])
     run_worker(module.make_worker())
 
 

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 from common.settings import get_settings
 
@@ -23,14 +23,15 @@ CHANNEL = "toko_events"
 
 log = logging.getLogger("toko.events")
 _lock = threading.Lock()
-_bells: dict[tuple[int, str], "_Bell"] = {}
+_bells: dict[tuple[int, Engine], "_Bell"] = {}
 
 
 class _Bell:
-    def __init__(self, url: str, delay: float) -> None:
-        self.url, self.delay = url, delay
+    def __init__(self, engine: Engine, delay: float) -> None:
+        # The writers' own engine: a ring borrows one of its connections for a moment, so the bell adds
+        # no connection to the budget.
+        self.engine, self.delay = engine, delay
         self.wanted = threading.Event()
-        self.engine: Engine | None = None
         threading.Thread(target=self._loop, name="toko-events-bell", daemon=True).start()
 
     def _loop(self) -> None:
@@ -42,29 +43,24 @@ class _Bell:
                 self._notify()
             except Exception as exc:  # noqa: BLE001 - the consumers' polling covers a lost ring
                 log.warning("events bell failed", extra={"error": type(exc).__name__})
-                if self.engine is not None:
-                    self.engine.dispose()
 
     def _notify(self) -> None:
-        if self.engine is None:
-            from common.db.session import make_engine
-
-            self.engine = make_engine(self.url, pool_size=1, application_name="toko-events-bell")
         with self.engine.connect() as connection:
             connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
             connection.commit()
 
 
-def ring_soon(url: URL) -> None:
-    """Have the consumers of this database woken shortly (after the caller's commit, usually)."""
+def ring_soon(engine: Engine) -> None:
+    """Have the consumers of this engine's database woken shortly (after the caller's commit, usually)."""
     delay_ms = get_settings().events_bell_ms
     if not delay_ms:
         return
-    key = (os.getpid(), url.render_as_string(hide_password=False))
+    # Per process: a thread does not survive gunicorn's fork.
+    key = (os.getpid(), engine)
     bell = _bells.get(key)
     if bell is None:
         with _lock:
             bell = _bells.get(key)
             if bell is None:
-                bell = _bells[key] = _Bell(key[1], delay_ms / 1000)
+                bell = _bells[key] = _Bell(engine, delay_ms / 1000)
     bell.wanted.set()

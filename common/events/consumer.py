@@ -66,12 +66,16 @@ class Event:
 Handler = Callable[[Session, Event], None]
 
 _COLUMNS = "id, type, version, aggregate_type, aggregate_id, occurred_at, data, tx_id::text AS tx_id, seq"
+# After the consumer's stored position (the start when it has none).
+_AFTER_POSITION = """
+    (tx_id, seq) > (
+        coalesce((SELECT position_tx_id FROM event_consumers WHERE name = :name), '0'::xid8),
+        coalesce((SELECT position_seq FROM event_consumers WHERE name = :name), 0))
+"""
 # One statement: the stored position and the horizon come from the same snapshot as the rows.
 _READ = text(f"""
     SELECT {_COLUMNS} FROM outbox_events
-    WHERE (tx_id, seq) > (
-            coalesce((SELECT position_tx_id FROM event_consumers WHERE name = :name), '0'::xid8),
-            coalesce((SELECT position_seq FROM event_consumers WHERE name = :name), 0))
+    WHERE {_AFTER_POSITION}
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY tx_id, seq
     LIMIT :limit
@@ -98,14 +102,13 @@ _PRUNE = text("""
         SELECT event_id FROM applied_events
         WHERE consumer = :name AND applied_at < now() - make_interval(days => :days) LIMIT :limit)
 """)
+# Events this consumer has not read yet, committed or not visible to its reads yet.
+BACKLOG = text(f"SELECT count(*) FROM outbox_events WHERE {_AFTER_POSITION}")
 # Seconds between the oldest event this consumer has not read yet and now; 0 when it has read them all.
-LAG = text("""
+LAG = text(f"""
     SELECT coalesce(extract(epoch FROM now() - min(occurred_at)), 0) FROM (
-        SELECT occurred_at FROM outbox_events
-        WHERE (tx_id, seq) > (
-                coalesce((SELECT position_tx_id FROM event_consumers WHERE name = :name), '0'::xid8),
-                coalesce((SELECT position_seq FROM event_consumers WHERE name = :name), 0))
-        ORDER BY tx_id, seq LIMIT 1) AS oldest
+        SELECT occurred_at FROM outbox_events WHERE {_AFTER_POSITION} ORDER BY tx_id, seq LIMIT 1
+    ) AS oldest
 """)
 PRUNE_EVERY_SECONDS = 3600.0
 
@@ -120,13 +123,18 @@ class Consumer:
 
     def __init__(self, name: str, handlers: Mapping[str, Handler]) -> None:
         self.name, self.handlers = name, dict(handlers)
-        self._random = random.Random()
+        # The test switch's redeliveries and their order (a test may seed it to replay a failure).
+        self.redelivery = random.Random()
         self._last_prune = 0.0
 
     def read(self, session: Session, limit: int) -> list[Event]:
         """The next committed events after this consumer's position, in order (the gap-safe read)."""
         rows = session.execute(_READ, {"name": self.name, "limit": limit}).mappings()
         return [Event(**row) for row in rows]
+
+    def backlog(self, session: Session) -> int:
+        """How many events in the outbox this consumer has not read yet."""
+        return session.execute(BACKLOG, {"name": self.name}).scalar_one()
 
     def tick(self, session: Session) -> int:
         """Read a batch and apply it, in the caller's transaction (the Worker commits it); how many read."""
@@ -145,8 +153,8 @@ class Consumer:
         settings = get_settings()
         if not (settings.env == "test" and settings.events_test_redeliver):
             return events
-        repeated = [event for event in events for _ in range(self._random.choice((2, 3)))]
-        self._random.shuffle(repeated)
+        repeated = [event for event in events for _ in range(self.redelivery.choice((2, 3)))]
+        self.redelivery.shuffle(repeated)
         return repeated
 
     def _apply(self, session: Session, event: Event) -> bool:

@@ -54,7 +54,7 @@ def record(
     }
     with closing(run(connection, _INSERT, params)):
         pass
-    bell.ring_soon(connection.engine.url)
+    bell.ring_soon(connection.engine)
     return ids
 
 

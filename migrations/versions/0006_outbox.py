@@ -1,4 +1,4 @@
-"""The transactional outbox (outbox_events) and its consumers' positions, applied events and dead letters
+"""The transactional outbox, its consumers' positions, applied events and dead letters; the sales projection
 
 Revision ID: 0006
 Revises: 0004
@@ -7,7 +7,8 @@ Create Date: 2026-12-04
 Each service writes its own events, in the same transaction as the change: the writers get INSERT on the
 outbox, nothing more (no UPDATE or DELETE: an event, once committed, is a fact). The consumers
 (svc_report's sales projection, svc_otp) read it, and keep their positions, the events they applied and
-the ones they could not in tables they all write, each under its own consumer name.
+the ones they could not in tables they all write, each under its own consumer name. The projection
+(projected_sales, projected_sale_lines) is svc_report's, its only writer.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ depends_on = None
 WRITERS = ("toko_user", "toko_item", "toko_transaction")
 READERS = ("toko_report", "toko_otp")
 CONSUMER_TABLES = ("event_consumers", "applied_events", "event_dead_letters")
+PROJECTION = ("projected_sales", "projected_sale_lines")
 
 
 def upgrade() -> None:
@@ -68,6 +70,36 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_event_dead_letters")),
     )
+    op.create_table(
+        "projected_sales",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("user_id", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('awaiting_otp', 'paid', 'cancelled', 'expired')", name=op.f("ck_projected_sales_status")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_projected_sales")),
+    )
+    op.create_index(
+        "ix_projected_sales_paid_at", "projected_sales", ["paid_at"], postgresql_where=sa.text("status = 'paid'")
+    )
+    op.create_table(
+        "projected_sale_lines",
+        sa.Column("transaction_id", sa.BigInteger(), nullable=False),
+        sa.Column("item_id", sa.BigInteger(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("unit_price", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"], ["projected_sales.id"],
+            name=op.f("fk_projected_sale_lines_transaction_id_projected_sales"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("transaction_id", "item_id", name=op.f("pk_projected_sale_lines")),
+    )
+    op.create_index(op.f("ix_projected_sale_lines_item_id"), "projected_sale_lines", ["item_id"])
+    for table in PROJECTION:
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO toko_report")
     for role in WRITERS:
         op.execute(f"GRANT INSERT ON outbox_events TO {role}")
     for role in READERS:
@@ -77,6 +109,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("projected_sale_lines")
+    op.drop_table("projected_sales")
     op.drop_table("event_dead_letters")
     op.drop_index(op.f("ix_applied_events_applied_at"), table_name="applied_events")
     op.drop_table("applied_events")

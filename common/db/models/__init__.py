@@ -4,6 +4,7 @@ from common.db.models.catalog import Category, Item
 from common.db.models.events import AppliedEvent, EventConsumer, EventDeadLetter, OutboxEvent
 from common.db.models.otp import OtpChallenge, OtpMessage
 from common.db.models.reports import ReportJob
+from common.db.models.sales import ProjectedSale, ProjectedSaleLine
 from common.db.models.transactions import IdempotencyKey, Transaction, TransactionLine
 from common.db.models.users import LoginFailure, User, UserSession
 
@@ -23,4 +24,6 @@ __all__ = [
     "EventConsumer",
     "AppliedEvent",
     "EventDeadLetter",
+    "ProjectedSale",
+    "ProjectedSaleLine",
 ]
