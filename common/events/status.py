@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 _BEHIND = "(e.tx_id, e.seq) > (c.position_tx_id, c.position_seq)"
@@ -64,7 +65,18 @@ class Overview:
         return max((c.backlog for c in self.consumers), default=0)
 
 
-def consumers(session: Session, known: Iterable[str] = ()) -> list[ConsumerState]:
+_DEAD_COUNTS = text("SELECT consumer, count(*) FROM event_dead_letters GROUP BY consumer")
+
+
+def dead_letter_counts(session: Session | Connection) -> dict[str, int]:
+    return {name: count for name, count in session.execute(_DEAD_COUNTS)}
+
+
+def outbox_size(session: Session | Connection) -> int:
+    return session.execute(_OUTBOX).one()[0]
+
+
+def consumers(session: Session | Connection, known: Iterable[str] = ()) -> list[ConsumerState]:
     rows = session.execute(_CONSUMERS, {"known": list(known)}).mappings()
     return [ConsumerState(**{**row, "lag_seconds": float(row["lag_seconds"])}) for row in rows]
 

@@ -71,6 +71,9 @@ def _child(metric, *labels):
 
 
 def register_metrics(app: Flask) -> None:
+    # Collectors read at each scrape, from the database (a service appends its own: svc_report's events).
+    scraped: list = app.extensions.setdefault("toko", {}).setdefault("scraped_metrics", [])
+
     @app.route("/metrics", methods=["GET"])
     def metrics():
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -78,4 +81,57 @@ def register_metrics(app: Flask) -> None:
             multiprocess.MultiProcessCollector(registry)
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+        if scraped:
+            now = CollectorRegistry(auto_describe=False)
+            for collector in scraped:
+                now.register(collector)
+            body += generate_latest(now)
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+class EventsCollector:
+    """The outbox and its consumers as gauges, read from the database when scraped.
+
+    A scrape while the database is unreachable leaves them out (toko_events_up 0) instead of failing.
+    """
+
+    def __init__(self, consumers: tuple[str, ...]) -> None:
+        self.consumers = consumers
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        from sqlalchemy.exc import DBAPIError
+
+        from common.events import status
+        from common.web.db import read_connection
+
+        up = GaugeMetricFamily("toko_events_up", "1 when the events' figures below could be read.")
+        try:
+            with read_connection() as conn:
+                size = status.outbox_size(conn)
+                states = status.consumers(conn, self.consumers)
+                dead = status.dead_letter_counts(conn)
+        except DBAPIError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("toko_events_outbox_events", "Events in the outbox.", value=size)
+        backlog = GaugeMetricFamily(
+            "toko_events_consumer_backlog", "Events a consumer has not read yet.", labels=["consumer"]
+        )
+        lag = GaugeMetricFamily(
+            "toko_events_consumer_lag_seconds",
+            "Age of the oldest event a consumer has not read yet (0 when it has read them all).",
+            labels=["consumer"],
+        )
+        letters = GaugeMetricFamily(
+            "toko_events_dead_letters", "Events a consumer set aside.", labels=["consumer"]
+        )
+        for state in states:
+            backlog.add_metric([state.name], state.backlog)
+            lag.add_metric([state.name], state.lag_seconds)
+            letters.add_metric([state.name], dead.get(state.name, 0))
+        yield from (backlog, lag, letters)
