@@ -111,6 +111,8 @@ LAG = text(f"""
     ) AS oldest
 """)
 PRUNE_EVERY_SECONDS = 3600.0
+# How soon a consumer looks again when events wait behind an open transaction.
+HELD_BACK_SECONDS = 0.1
 
 
 def _reason(error: BaseException) -> str:
@@ -215,15 +217,21 @@ class ConsumerWorker(Worker):
         self.consumer = consumer
         self._listener: Any = None
         self._since_prune = 0.0
+        self._held_back = False
 
     def _tick(self, session: Session) -> int:
         read = self.consumer.tick(session)
+        # Nothing readable, yet events wait: committed ones behind an open writer (the horizon is the
+        # whole server's oldest open transaction), or ones about to commit. The bell has rung already.
+        self._held_back = not read and self.consumer.backlog(session) > 0
         if not read and self._since_prune <= 0:
             self.consumer.prune(session)
             self._since_prune = PRUNE_EVERY_SECONDS
         return read
 
     def idle(self, seconds: float) -> None:
+        if self._held_back:
+            seconds = min(seconds, HELD_BACK_SECONDS)
         self._since_prune -= seconds
         listener = self._listen()
         if listener is None:

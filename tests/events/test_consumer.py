@@ -195,3 +195,24 @@ def test_the_worker_is_woken_by_the_bell_or_finds_events_by_polling(kind, enviro
         worker.stop()
         thread.join(10)
         worker._close_listener()
+
+
+def test_the_worker_looks_again_soon_when_events_wait_behind_an_open_writer(kind, environment):
+    """The bell rang while the older writer was still open: nothing was readable then, and no bell follows
+    its commit. A minute's polling would leave both events waiting; the worker looks again within 0.1 s."""
+    environment(TOKO_EVENTS_BELL_MS="20", TOKO_EVENTS_POLL_MS="60000")
+    collector = Collector(kind)
+    worker = ConsumerWorker(consumer_for(kind, collector), service="report")
+    thread = run_in_thread(worker)
+    try:
+        wait_for(lambda: worker._listener is not None, 10)
+        with get_engine().begin() as conn:
+            record(conn, kind, ("test", "1"), {"name": "older"})
+            write(kind, {"name": "newer"})
+            time.sleep(1)  # the bell has rung; the worker found both events held back
+            assert collector.applied() == []
+        assert wait_for(lambda: collector.applied() == ["older", "newer"], 5) < 2
+    finally:
+        worker.stop()
+        thread.join(10)
+        worker._close_listener()
