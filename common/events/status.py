@@ -25,7 +25,10 @@ _CONSUMERS = text(f"""
                      ORDER BY e.tx_id, e.seq LIMIT 1), 0) AS lag_seconds
     FROM c ORDER BY c.name
 """)
-_OUTBOX = text("SELECT count(*), max(occurred_at) FROM outbox_events")
+_OUTBOX = text(
+    "SELECT (SELECT count(*) FROM outbox_events), "
+    "(SELECT occurred_at FROM outbox_events ORDER BY tx_id DESC, seq DESC LIMIT 1)"
+)
 _DEAD = text("""
     SELECT d.consumer, d.event_id, e.type, d.at, d.reason
     FROM event_dead_letters d LEFT JOIN outbox_events e ON e.id = d.event_id

@@ -45,7 +45,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
     )
     op.create_index("uq_outbox_events_position", "outbox_events", ["tx_id", "seq"], unique=True)
-    op.create_index(op.f("ix_outbox_events_occurred_at"), "outbox_events", ["occurred_at"])
     op.create_table(
         "event_consumers",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -115,6 +114,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_applied_events_applied_at"), table_name="applied_events")
     op.drop_table("applied_events")
     op.drop_table("event_consumers")
-    op.drop_index(op.f("ix_outbox_events_occurred_at"), table_name="outbox_events")
     op.drop_index("uq_outbox_events_position", table_name="outbox_events")
     op.drop_table("outbox_events")
