@@ -160,3 +160,41 @@ def test_a_registration_writes_user_registered_without_any_secret(make_client, d
     [event] = events_of(db_session, "user", shown["id"])
     assert event["type"] == "user.registered" and event["data"] == shown
     assert PASSWORD not in json.dumps(event["data"]) and "hash" not in json.dumps(event["data"])
+
+
+def test_a_purchase_sends_no_notify_of_its_own_the_bell_rings_after_it(database_url, environment):
+    """A NOTIFY inside the purchase would take the database-wide notify lock at its commit."""
+    import select
+
+    import psycopg2
+
+    from common.events import CHANNEL
+
+    listener = psycopg2.connect(database_url)
+    listener.autocommit = True
+    listener.cursor().execute(f"LISTEN {CHANNEL}")
+
+    def rung(within: float) -> bool:
+        if select.select([listener], [], [], within)[0]:
+            listener.poll()
+        found = bool(listener.notifies)
+        listener.notifies.clear()
+        return found
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        user_id = conn.execute(text(
+            "INSERT INTO users (username, email, password_hash) VALUES (:u, :u || '@example.test', 'x') "
+            "RETURNING id"), {"u": unique("nt")}).scalar_one()
+        item_id = conn.execute(text(
+            "INSERT INTO items (sku, name, price, stock) VALUES (:s, 'x', 10, 10) RETURNING id"),
+            {"s": unique("NT-")}).scalar_one()
+    try:
+        rung(0.3)  # whatever earlier tests rang
+        for bell_ms, expected in (("0", False), ("20", True)):
+            environment(TOKO_EVENTS_BELL_MS=bell_ms)
+            with engine.begin() as conn:
+                transactions.purchase(conn, user_id, [{"item_id": item_id, "quantity": 1}])
+            assert rung(1.0) is expected, bell_ms
+    finally:
+        listener.close()
