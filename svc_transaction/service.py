@@ -361,7 +361,7 @@ def expire_overdue(session: Session, limit: int) -> int:
         .where(Transaction.id.in_(ids))
         .order_by(Transaction.id)
         .execution_options(populate_existing=True)
-    )
+    ).all()
     for txn in expired:
         record(session, "transaction.expired", ("transaction", txn.id), shown(txn))
     return len(ids)
