@@ -6,6 +6,7 @@ The shop here runs in a database of its own, so that every transaction in it wen
 from __future__ import annotations
 
 import itertools
+import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -227,13 +228,15 @@ STEPS = st.lists(st.one_of(BUY, ACT, ACT, st.tuples(st.just("drain"))), min_size
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=STEPS, redeliver=st.booleans(), redelivery=st.randoms(use_true_random=False))
+@given(steps=STEPS, redeliver=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_any_history_of_purchases_gives_the_same_report_from_both_sources_once_drained(
-        shop, environment, steps, redeliver, redelivery):
+        shop, environment, steps, redeliver, seed):
     environment(TOKO_EVENTS_TEST_REDELIVER="on" if redeliver else "off")
     shop.reset()
-    shop.projector.redelivery = redelivery
-    note(f"steps={steps!r} redeliver={redeliver}")
+    # A seed, not hypothesis's own random: how many draws the shuffles take depends on where batches
+    # end, which other transactions on the server move (they hold the reading horizon back).
+    shop.projector.redelivery = random.Random(seed)
+    note(f"steps={steps!r} redeliver={redeliver} seed={seed}")
     for step in steps:
         if step[0] == "buy":
             shop.buy(step[1], step[2])
