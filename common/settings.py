@@ -246,6 +246,15 @@ class Settings:
     report_max_active_jobs: int = number(5, lo=1, hi=1000)
     # Test hook (TOKO_ENV=test only): hold each claimed job this long, so a test can kill the worker mid-job.
     report_test_delay_seconds: int = number(0, lo=0, hi=3600)
+    # Events: the bell rings this long after an event is written (0: never, consumers only poll); consumers
+    # poll every events_poll_ms besides, and read up to events_batch events per transaction. Applied-event
+    # records older than events_applied_retention_days are pruned (a redelivery older than that is not
+    # expected). Test hook (TOKO_ENV=test only): deliver every event two or three times, out of order.
+    events_bell_ms: int = number(20, lo=0, hi=10000)
+    events_poll_ms: int = number(1000, lo=10, hi=600000)
+    events_batch: int = number(100, lo=1, hi=10000)
+    events_applied_retention_days: int = number(7, lo=1, hi=3650)
+    events_test_redeliver: bool = flag(False)
     # Pagination: the default a list answers with, and the largest per_page/limit a request may ask for.
     default_page_size: int = number(20, lo=1, hi=1000)
     max_page_size: int = number(100, lo=1, hi=1000)
@@ -313,6 +322,8 @@ def _rules(s: Settings, unreadable: set[str]) -> list[str]:
         problems.append("TOKO_ARGON2_PROFILE may be 'fast' only when TOKO_ENV=test")
     if s.report_test_delay_seconds and s.env != "test" and readable("env", "report_test_delay_seconds"):
         problems.append("TOKO_REPORT_TEST_DELAY_SECONDS may be set only when TOKO_ENV=test")
+    if s.events_test_redeliver and s.env != "test" and readable("env", "events_test_redeliver"):
+        problems.append("TOKO_EVENTS_TEST_REDELIVER may be set only when TOKO_ENV=test")
     if (
         s.otp_sender == "http"
         and not (s.otp_gateway_url or "").startswith(("http://", "https://"))

@@ -43,6 +43,10 @@ class Worker:
         log.info("worker stopping", extra={"worker": self.name})
         self.stopping.set()
 
+    def idle(self, seconds: float) -> None:
+        """Wait `seconds` for more work, or until stopped (a subclass may be woken sooner)."""
+        self.stopping.wait(seconds)
+
     def run_once(self) -> int:
         session = session_factory(self.service)()
         try:
@@ -74,10 +78,10 @@ class Worker:
                 continue
             except Exception:  # noqa: BLE001 - a bug in one unit must not kill the loop
                 log.exception("worker tick failed", extra={"worker": self.name})
-                self.stopping.wait(self.idle_seconds)
+                self.idle(self.idle_seconds)
                 continue
             if not done:
-                self.stopping.wait(self.idle_seconds)
+                self.idle(self.idle_seconds)
         log.info("worker stopped", extra={"worker": self.name})
 
 

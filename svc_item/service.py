@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, contains_eager
 from common.db.models import Category, Item
 from common.db.session import driver_sql, run
 from common.errors import BadRequest, Conflict, NotFound, Unprocessable
+from common.events import record
+from common.events.outbox import utc
 from common.ids import is_id
 from common.paging import CursorCodec, keyset_after, offset_page
 
@@ -185,8 +187,18 @@ def list_items(
     return list(session.execute(offset_page(stmt, page, per_page)).scalars())
 
 
+def shown(item: Item) -> dict:
+    """The item as v1 shows it, the data of its events."""
+    return {
+        key: utc(value) if key in ("created_at", "updated_at") else value
+        for key, value in ((key, getattr(item, key)) for key in _ITEM_KEYS)
+    }
+
+
 def create_item(session: Session, data: dict) -> Item:
-    return _insert(session, Item(**data))
+    item = _insert(session, Item(**data))
+    record(session, "item.created", ("item", item.id), shown(item))
+    return item
 
 
 def update_item(session: Session, item_id: int, changes: dict) -> Item:
@@ -207,6 +219,7 @@ def update_item(session: Session, item_id: int, changes: dict) -> Item:
         ).scalar_one_or_none()
     if item is None:
         raise NotFound("No such item.")
+    record(session, "item.changed", ("item", item.id), shown(item))
     return item
 
 
@@ -217,11 +230,12 @@ def delete_item(session: Session, item_id: int) -> None:
         update(Item)
         .where(Item.id == item_id, LIVE)
         .values(deleted_at=func.now())
-        .returning(Item.id)
+        .returning(Item.id, Item.sku)
         .execution_options(synchronize_session=False)
-    ).scalar()
+    ).first()
     if removed is None:
         raise NotFound("No such item.")
+    record(session, "item.deleted", ("item", removed.id), {"id": removed.id, "sku": removed.sku})
 
 
 # -- v2 browsing -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from common.db.models.reports import REPORT_STATES
 from common.web.schemas import StrictSchema, UtcDateTime
 from svc_report.jobs import KINDS
 from svc_report.query import GROUP_BYS
+from svc_report.sales import SOURCES
 
 _FROM_DOC = (
     "Start of the window, inclusive: an ISO 8601 date (`2024-05-01`, midnight) or datetime "
@@ -44,6 +45,20 @@ class SalesArgs(StrictSchema):
     )
     tz = fields.String(
         load_default=None, validate=validate.Length(min=1, max=64), metadata={"description": _TZ_DOC}
+    )
+
+
+class LiveSalesArgs(SalesArgs):
+    """The live report's parameters, plus where its figures come from."""
+
+    source = fields.String(
+        load_default="tables",
+        validate=validate.OneOf(SOURCES),
+        metadata={
+            "description": "`tables` (the shared tables, the truth at this instant) or `events` (the sales "
+            "projection svc_report keeps from transaction events: the same rows and totals once it has "
+            "applied them, `meta.lag_seconds` says how far behind it may be)."
+        },
     )
 
 
@@ -89,6 +104,25 @@ class SalesReport(Schema):
             "it had replayed everything it had received); null when they come from the primary."
         },
     )
+
+
+class SalesMeta(Schema):
+    source = fields.String(required=True, validate=validate.OneOf(SOURCES))
+    lag_seconds = fields.Float(
+        required=True,
+        metadata={
+            "description": "How far behind the newest event the figures may be, in seconds: the age of the "
+            "oldest event the projection has not applied yet (0 when it has applied them all, and always 0 "
+            "for `tables`)."
+        },
+    )
+
+
+class SalesAnswer(Schema):
+    """The live report and where it came from."""
+
+    data = fields.Nested(SalesReport, required=True)
+    meta = fields.Nested(SalesMeta, required=True)
 
 
 class ReportParams(Schema):

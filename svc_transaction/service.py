@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from common.db.models import Item, OtpChallenge, Transaction, TransactionLine
 from common.db.session import driver_sql, run
 from common.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
+from common.events import record
+from common.events.outbox import utc
 from common.paging import offset_page
 from common.settings import get_settings
 
@@ -129,12 +131,39 @@ def purchase(connection: Connection, user_id: int, lines: list[dict]) -> Sale:
         )
     ) as cursor:
         sale_id, created_at = cursor.fetchone()
-    return Sale(
+    sale = Sale(
         id=sale_id,
         created_at=created_at,
         **values,
         lines=[SaleLine(line["item_id"], line["quantity"], price) for line, price in taken],
     )
+    paid = ("transaction.created", "transaction.paid")
+    record(connection, "transaction.created" if step_up else paid, ("transaction", sale.id), shown(sale))
+    return sale
+
+
+def shown(txn: Transaction | Sale) -> dict:
+    """The transaction as the API shows it (TransactionSchema), the data of its events."""
+    return {
+        "id": txn.id,
+        "user_id": txn.user_id,
+        "status": txn.status,
+        "total": txn.total,
+        "currency": txn.currency,
+        "lines": [
+            {
+                "item_id": line.item_id,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "subtotal": line.quantity * line.unit_price,
+            }
+            for line in txn.lines
+        ],
+        "created_at": utc(txn.created_at),
+        "paid_at": utc(txn.paid_at),
+        "confirm_by": utc(txn.confirm_by),
+        "cancelled_at": utc(txn.cancelled_at),
+    }
 
 
 def _refuse(
@@ -271,6 +300,7 @@ def confirm(session: Session, principal, transaction_id: int, otp_id: uuid.UUID)
         )
     txn.status, txn.paid_at, txn.confirm_otp_id = "paid", now, otp.id
     session.flush()
+    record(session, "transaction.paid", ("transaction", txn.id), shown(txn))
     return txn
 
 
@@ -288,6 +318,7 @@ def cancel(session: Session, principal, transaction_id: int) -> Transaction:
     return_stock(session, ((line.item_id, line.quantity) for line in txn.lines))
     txn.status, txn.cancelled_at = "cancelled", now
     session.flush()
+    record(session, "transaction.cancelled", ("transaction", txn.id), shown(txn))
     return txn
 
 
@@ -325,6 +356,14 @@ def expire_overdue(session: Session, limit: int) -> int:
     session.execute(
         update(table).where(table.c.id.in_(ids), table.c.status == "awaiting_otp").values(status="expired")
     )
+    expired = session.scalars(
+        select(Transaction)
+        .where(Transaction.id.in_(ids))
+        .order_by(Transaction.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    for txn in expired:
+        record(session, "transaction.expired", ("transaction", txn.id), shown(txn))
     return len(ids)
 
 

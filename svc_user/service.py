@@ -22,6 +22,8 @@ from common.errors import (
     Unauthorized,
     Unprocessable,
 )
+from common.events import record
+from common.events.outbox import utc
 from common.principal import Principal
 from common.security import hash_token, new_token
 from common.settings import get_settings
@@ -131,6 +133,8 @@ def create_user(
     user = User(username=username, email=email, phone=phone, role=role, password_hash=hash_password(password))
     session.add(user)
     session.flush()
+    data = {key: getattr(user, key) for key in ("id", "username", "email", "phone", "role", "verified")}
+    record(session, "user.registered", ("user", user.id), {**data, "created_at": utc(user.created_at)})
     return user
 
 

@@ -144,15 +144,24 @@ def create_user_cmd(username: str, password: str, role: str, email: str | None, 
         raise click.ClickException(_explain(exc)) from None
 
 
+# Each worker's module; its make_worker() builds it. Program names are svc_<this key>.
+WORKERS = {
+    "otp": "svc_otp.worker",
+    "transaction": "svc_transaction.worker",
+    "report": "svc_report.worker",
+    "report_projector": "svc_report.projection",
+}
+
+
 @main.command()
-@click.argument("service", type=click.Choice(["otp", "transaction", "report"]))
+@click.argument("service", type=click.Choice(list(WORKERS)))
 def worker(service: str) -> None:
     """Run a service's background worker (supervisor runs one program per worker)."""
     import importlib
 
     from common.worker import run_worker
 
-    module = importlib.import_module(f"svc_{service}.worker")
+    module = importlib.import_module(WORKERS[service])
     run_worker(module.make_worker())
 
 
@@ -170,6 +179,81 @@ def status() -> None:
         with session_scope(service) as session:
             for queue, state, count, oldest in importlib.import_module(module).queue_depths(session):
                 click.echo(f"{service:<12} {queue:<13} {state:<13} {count:>7} {oldest:>8.0f}s")
+
+
+# Every consumer of the outbox, by name: the module whose `projector`-like factory builds it.
+CONSUMERS = {"svc_report_projector": ("svc_report.projection", "projector")}
+
+
+def _consumer(name: str):
+    import importlib
+
+    module, factory = CONSUMERS[name]
+    return getattr(importlib.import_module(module), factory)()
+
+
+@main.group("events", invoke_without_command=True)
+@click.pass_context
+def events(ctx: click.Context) -> None:
+    """The outbox's depth, each consumer's position and lag, and the dead letters."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from common.events.outbox import utc
+    from common.events.status import overview
+
+    with session_scope() as session:
+        seen = overview(session, CONSUMERS)
+    click.echo(f"outbox: {seen.events} events, newest {utc(seen.newest) or '-'}; depth {seen.depth}")
+    for c in seen.consumers:
+        click.echo(
+            f"consumer {c.name}: position ({c.tx_id}, {c.seq}), {c.backlog} behind, "
+            f"lag {c.lag_seconds:.3f} s, moved {utc(c.updated_at) or 'never'}"
+        )
+    click.echo(f"dead letters: {len(seen.dead_letters)}")
+    for d in seen.dead_letters:
+        click.echo(f"  {d.event_id} {d.type or '?'} for {d.consumer}, {utc(d.at)}: {d.reason}")
+
+
+@events.command("replay")
+@click.argument("event_id", type=click.UUID)
+@click.option("--consumer", type=click.Choice(sorted(CONSUMERS)), help="Only this consumer's dead letter.")
+def events_replay(event_id, consumer: str | None) -> None:
+    """Apply a dead letter again; it leaves the dead letters once applied."""
+    with session_scope() as session:
+        names = list(
+            session.scalars(
+                text("SELECT consumer FROM event_dead_letters WHERE event_id = :id ORDER BY consumer"),
+                {"id": event_id},
+            )
+        )
+    names = [name for name in names if consumer in (None, name)]
+    if not names:
+        raise click.ClickException(f"no dead letter {event_id}" + (f" for {consumer}" if consumer else ""))
+    failed = []
+    for name in names:
+        if name not in CONSUMERS:
+            failed.append(f"{name}: no such consumer here")
+            continue
+        with session_scope() as session:
+            try:
+                applied = _consumer(name).replay(session, event_id)
+            except LookupError:
+                failed.append(f"{name}: the event is no longer in the outbox")
+                continue
+            reason = (
+                None
+                if applied
+                else session.scalar(
+                    text("SELECT reason FROM event_dead_letters WHERE consumer = :c AND event_id = :id"),
+                    {"c": name, "id": event_id},
+                )
+            )
+        if applied:
+            click.echo(f"applied {event_id} for {name}")
+        else:
+            failed.append(f"{name}: {reason}")
+    if failed:
+        raise click.ClickException(f"{event_id} is still a dead letter: " + "; ".join(failed))
 
 
 @main.command()

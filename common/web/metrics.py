@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Callable, Iterable
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -83,6 +83,9 @@ def _child(metric, *labels):
 
 
 def register_metrics(app: Flask) -> None:
+    # Collectors read at each scrape, from the database (a service appends its own: svc_report's events).
+    scraped: list = app.extensions.setdefault("toko", {}).setdefault("scraped_metrics", [])
+
     @app.route("/metrics", methods=["GET"])
     def metrics():
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -90,7 +93,13 @@ def register_metrics(app: Flask) -> None:
             multiprocess.MultiProcessCollector(registry)
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry) + _queue_lines(), mimetype=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+        if scraped:
+            now = CollectorRegistry(auto_describe=False)
+            for collector in scraped:
+                now.register(collector)
+            body += generate_latest(now)
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 # A service's queues, read from the database at scrape time: (queue, state, count, age of the oldest in
@@ -101,16 +110,26 @@ log = logging.getLogger("toko.metrics")
 
 def register_queue_metrics(app: Flask, read: QueueRead) -> None:
     """Publish what `read` finds on this service's /metrics, read afresh at every scrape."""
-    app.extensions["toko"]["queue_read"] = read
+    ext = app.extensions["toko"]
+    ext.setdefault("scraped_metrics", []).append(_QueueCollector(ext["service"], read))
 
 
 class _QueueCollector(Collector):
-    """toko_queue_depth and toko_queue_oldest_age_seconds, by service, queue and state."""
+    """toko_queue_depth and toko_queue_oldest_age_seconds, by service, queue and state.
 
-    def __init__(self, service: str, rows: Iterable[tuple[str, str, int, float]]):
-        self.service, self.rows = service, rows
+    Read in the scrape itself, not by the workers' gauges: every worker would write the same numbers, and
+    multiprocess mode keeps a gauge only as fresh as the worker that last set it.
+    """
+
+    def __init__(self, service: str, read: QueueRead):
+        self.service, self.read = service, read
 
     def collect(self):
+        try:
+            rows = list(self.read(db()))
+        except SQLAlchemyError as exc:  # the process's own metrics still answer while the database does not
+            log.warning("queue metrics unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+            return
         depth = GaugeMetricFamily(
             "toko_queue_depth", "Units of work waiting in a queue.", labels=["service", "queue", "state"]
         )
@@ -119,25 +138,54 @@ class _QueueCollector(Collector):
             "Age of the oldest unit of work in a queue (0 when it is empty).",
             labels=["service", "queue", "state"],
         )
-        for queue, state, count, oldest in self.rows:
+        for queue, state, count, oldest in rows:
             depth.add_metric([self.service, queue, state], count)
             age.add_metric([self.service, queue, state], oldest)
         yield depth
         yield age
 
 
-def _queue_lines() -> bytes:
-    # Read in the scrape itself, not by the workers' gauges: every worker would write the same numbers,
-    # and multiprocess mode keeps a gauge only as fresh as the worker that last set it.
-    ext = current_app.extensions["toko"]
-    read = ext.get("queue_read")
-    if read is None:
-        return b""
-    try:
-        rows = list(read(db()))
-    except SQLAlchemyError as exc:  # the process's own metrics still answer while the database does not
-        log.warning("queue metrics unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
-        return b""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_QueueCollector(ext["service"], rows))
-    return generate_latest(registry)
+class EventsCollector(Collector):
+    """The outbox and its consumers as gauges, read from the database when scraped.
+
+    A scrape while the database is unreachable leaves them out (toko_events_up 0) instead of failing.
+    """
+
+    def __init__(self, consumers: tuple[str, ...]) -> None:
+        self.consumers = consumers
+
+    def collect(self):
+        from sqlalchemy.exc import DBAPIError
+
+        from common.events import status
+        from common.web.db import read_connection
+
+        up = GaugeMetricFamily("toko_events_up", "1 when the events' figures below could be read.")
+        try:
+            with read_connection() as conn:
+                size = status.outbox_size(conn)
+                states = status.consumers(conn, self.consumers)
+                dead = status.dead_letter_counts(conn)
+        except DBAPIError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("toko_events_outbox_events", "Events in the outbox.", value=size)
+        backlog = GaugeMetricFamily(
+            "toko_events_consumer_backlog", "Events a consumer has not read yet.", labels=["consumer"]
+        )
+        lag = GaugeMetricFamily(
+            "toko_events_consumer_lag_seconds",
+            "Age of the oldest event a consumer has not read yet (0 when it has read them all).",
+            labels=["consumer"],
+        )
+        letters = GaugeMetricFamily(
+            "toko_events_dead_letters", "Events a consumer set aside.", labels=["consumer"]
+        )
+        for state in states:
+            backlog.add_metric([state.name], state.backlog)
+            lag.add_metric([state.name], state.lag_seconds)
+            letters.add_metric([state.name], dead.get(state.name, 0))
+        yield from (backlog, lag, letters)

@@ -4,9 +4,10 @@ from sqlalchemy import text
 from common.db import get_engine
 from common.settings import SERVICES, get_settings, load_settings
 
-WORKER_PROGRAMS = 3  # svc_otp_worker, svc_transaction_worker, svc_report_worker
-# A running report job holds a second connection for its lease heartbeat; one more for `toko` commands.
-EXTRA = 1 + 1
+WORKER_PROGRAMS = 4  # svc_otp_worker, svc_transaction_worker, svc_report_worker, svc_report_projector
+# A running report job holds a second connection for its lease heartbeat; the projector one to LISTEN on;
+# one more for `toko` commands.
+EXTRA = 1 + 1 + 1
 
 
 def budget(settings) -> int:
