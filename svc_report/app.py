@@ -1,9 +1,8 @@
 """The report service: the shared factory plus this service's blueprints."""
 
 from common.web import create_app as _create_app
-from common.web.metrics import register_queue_metrics
+from common.web.metrics import EventsCollector, register_queue_metrics
 from svc_report import jobs
-from common.web.metrics import EventsCollector
 from svc_report.api_v1 import reports
 from svc_report.projection import CONSUMER
 
