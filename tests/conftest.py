@@ -175,14 +175,19 @@ def stack(database_url, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    # Under pytest-xdist (make test, --dist loadgroup) a group runs on one worker: each file is its own
-    # group, so its module fixtures are built once, and every test on the run's one stack is one group.
+    # Under pytest-xdist (make test, --dist loadgroup) a group runs on one worker. Every test that runs a
+    # stack (the run's one, or one of its own) is one group: at most two stacks run at a time, as in a run
+    # without xdist, and their pools stay under the server's max_connections. Every other file is its own
+    # group, so its module fixtures are built once.
     for item in items:
-        if "stack" in getattr(item, "fixturenames", ()):
+        path = item.nodeid.split("::")[0]
+        uses_stack = "stack" in getattr(item, "fixturenames", ())
+        if uses_stack:
             item.add_marker(pytest.mark.e2e)
+        if uses_stack or path.startswith(("tests/e2e/", "tests/fuzz/")) or "/test_e2e" in path:
             item.add_marker(pytest.mark.xdist_group("stack"))
         else:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group(path))
 
 
 @pytest.fixture(scope="session", autouse=True)
