@@ -60,7 +60,7 @@ def flood(user_url: str, rate: float, seconds: float, addresses: list[str], coun
           statuses: Counter, durations: list[float]) -> None:
     import requests
 
-    from tests.e2e.stack import client_from
+    from toko.stack import client_from
 
     clients = [client_from(a) for a in addresses]
 
@@ -104,7 +104,7 @@ def main() -> None:
     url = fresh_database(DB_NAME)
     home = Path(tempfile.mkdtemp(prefix="toko-bench-flood-"))
     try:
-        from tests.e2e.stack import make_stack
+        from toko.stack import make_stack
 
         with make_stack(home, url, TOKO_ARGON2_PROFILE="owasp", TOKO_LOG_LEVEL="WARNING") as stack:
             user, item = stack.url("user"), stack.url("item")

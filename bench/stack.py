@@ -224,7 +224,7 @@ def main() -> int:
     env: BenchEnv = bench_environment(DB_NAME)
     from bench import item_read, transaction_purchase
     from common.settings import get_settings
-    from tests.e2e.stack import make_stack
+    from toko.stack import make_stack
 
     use_wrk = wrk_available() and not args.python_load
     fresh_database(env.db_name)

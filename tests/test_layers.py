@@ -98,3 +98,8 @@ def _is_web(module: str) -> bool:
 def test_gunicorn_s_settings_read_the_socket_path_without_the_nginx_renderer():
     """Every gunicorn master imports gunicorn.conf.py: it takes the edge's facts from common/, not toko/."""
     assert "toko" not in imported(ROOT / "gunicorn.conf.py")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_the_benchmarks_start_stacks_through_toko_not_the_tests(path):
+    assert "tests" not in imported(path)

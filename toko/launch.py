@@ -10,7 +10,6 @@ from __future__ import annotations
 import configparser
 import errno
 import os
-import pwd
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from typing import Callable
 
 from common.settings import SERVICES, Settings
 from toko.demo import DEMO_ADMIN
+from toko.stack import run_environment, supervisord_command
 
 LOG_LINES = 20
 
@@ -194,13 +194,6 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def run_environment(environ=None) -> dict[str, str]:
-    """The environment supervisord.conf expects: TOKO_RUN_USER names the user it runs as (this one)."""
-    env = dict(os.environ if environ is None else environ)
-    env.setdefault("TOKO_RUN_USER", pwd.getpwuid(os.getuid()).pw_name)
-    return env
-
-
 def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], None] = print) -> int:
     """Run supervisord in the foreground until it exits; stop it and fail when a program cannot start.
 
@@ -215,8 +208,7 @@ def supervise(settings: Settings, supervisor: Supervisor, echo: Callable[[str], 
         )
     supervisor.log_dir.mkdir(parents=True, exist_ok=True)
     echo(banner(settings))
-    supervisord = Path(sys.executable).with_name("supervisord")
-    process = subprocess.Popen([str(supervisord), "-c", str(supervisor.config)], env=run_environment())
+    process = subprocess.Popen(supervisord_command(supervisor.config), env=run_environment())
 
     def forward(signum, frame):
         if process.poll() is None:

@@ -30,7 +30,7 @@ from typing import Iterator
 import psycopg2
 import requests
 
-from toko.launch import run_environment
+from toko.stack import run_environment
 from toko.replica import render_primary_conf, render_standby_conf
 from common.settings import load_settings
 from tests.e2e.pgcluster import PrivateCluster, unavailable_reason as pg_unavailable
