@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from common.db.models import LoginFailure, Registration, User, UserSession
+from common.db.session import committed
 from common.errors import (
-    ApiError,
     Conflict,
     Forbidden,
     NotFound,
@@ -31,22 +29,6 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 128
 BAD_LOGIN = "Wrong username or password."
 EDITABLE = ("username", "email", "phone")
 CONTACT = ("email", "phone")
-T = TypeVar("T")
-
-
-def committed(session: Session, work: Callable[[], T]) -> T:
-    """Run work and commit it, also when it refuses the request: what it counted must stay counted.
-
-    A refusal is an ApiError raised after the commit; any other exception (a database fault) commits
-    nothing.
-    """
-    try:
-        result = work()
-    except ApiError:
-        session.commit()
-        raise
-    session.commit()
-    return result
 
 
 def _lock(session: Session, *keys: str) -> None:

@@ -27,9 +27,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from common.web.db import db
-
 from common.http import METHODS
+from common.web.db import db
 
 REQUESTS = Counter(
     "toko_http_requests_total", "HTTP requests answered.", ["service", "method", "route", "status"]

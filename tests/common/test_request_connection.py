@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from common.db.models import Item, Transaction, User, UserSession
-from common.db.session import session_scope
+from common.db.session import get_engine, session_scope
 from tests.factories import committed_account, committed_item
 
 
@@ -79,3 +79,49 @@ def test_a_write_through_the_session_after_the_lookup_is_committed(deployed):
     assert answer.status_code == 200, answer.get_json()
     with session_scope() as session:
         assert session.get(User, account.id).email == f"new-{account.username}@example.test"
+
+
+# -- the same path on a lent connection (the in-process suite's) ------------------------------------------
+
+
+def lent_stale_account(db_session):
+    """An account inside the test's transaction, due for its touch; returns (account, last_seen_at)."""
+    from tests.factories import make_account
+
+    account = make_account(db_session)
+    db_session.execute(update(UserSession).where(UserSession.user_id == account.id)
+                       .values(last_seen_at=func.now() - timedelta(minutes=5)))
+    seen = db_session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id))
+    return account, seen
+
+
+def test_on_a_lent_connection_the_touch_and_a_refused_purchase_are_savepoints_of_the_test(make_client, db_session):
+    from tests.factories import make_item
+
+    account, before = lent_stale_account(db_session)
+    item, short = make_item(db_session, stock=5).id, make_item(db_session, stock=1).id
+    pool = get_engine("transaction").pool
+    checked_out = pool.checkedout()
+    lines = [{"item_id": item, "quantity": 1}, {"item_id": short, "quantity": 2}]
+    answer = make_client("transaction").post("/v1/transactions", json={"lines": lines}, headers=account.headers)
+    assert answer.status_code == 409
+    assert pool.checkedout() == checked_out  # nothing came from the pool: the test's connection served it
+    assert not db_session.get_bind().in_nested_transaction()  # the request left no savepoint open
+    # The touch was released into the test's transaction before the purchase; the purchase rolled back.
+    assert db_session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id)) > before
+    assert db_session.scalar(select(Item.stock).where(Item.id == item)) == 5
+
+
+def test_on_a_lent_connection_a_keyed_purchase_after_the_touch_commits_into_the_test(make_client, db_session):
+    from tests.factories import make_item
+
+    account, before = lent_stale_account(db_session)
+    item = make_item(db_session, stock=5).id
+    client = make_client("transaction")
+    body, headers = {"lines": [{"item_id": item, "quantity": 2}]}, {**account.headers, "Idempotency-Key": "k"}
+    first = client.post("/v1/transactions", json=body, headers=headers)
+    again = client.post("/v1/transactions", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert db_session.scalar(select(Item.stock).where(Item.id == item)) == 3
+    assert db_session.scalar(select(Transaction.status).where(Transaction.id == first.get_json()["data"]["id"])) \
+        == "paid"
