@@ -83,7 +83,7 @@ def get_category(session: Session, category_id: int) -> Category:
 
 
 def list_categories(session: Session, *, page: int, per_page: int) -> list[Category]:
-    stmt = offset_page(select(Category).order_by(Category.id), page, per_page)
+    stmt = offset_page(select(Category).order_by(Category.id), page=page, per_page=per_page)
     return list(session.execute(stmt).scalars())
 
 
@@ -156,7 +156,7 @@ def list_items(
         stmt = stmt.where(_contains(Item.name, q))
     if category_id is not None:
         stmt = stmt.where(Item.category_id == category_id)
-    return list(session.execute(offset_page(stmt, page, per_page)).scalars())
+    return list(session.execute(offset_page(stmt, page=page, per_page=per_page)).scalars())
 
 
 def create_item(session: Session, data: dict) -> Item:

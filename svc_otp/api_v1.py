@@ -57,7 +57,7 @@ def create_otp(body):
 @otps.response(200, envelope(OtpStatus, many=True))
 def list_otps(args):
     """Your codes, newest first: their state, expiry and attempts left (never the codes)."""
-    return {"data": service.list_otps(db(), require_principal().user_id, args["page"], args["per_page"])}
+    return {"data": service.list_otps(db(), require_principal().user_id, **args)}
 
 
 @otps.route("/<uuid:otp_id>", methods=["GET"])

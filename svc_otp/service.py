@@ -19,6 +19,7 @@ from common.db.models.otp import OTP_PURPOSES
 from common.db.session import committed
 from common.errors import Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from common.ids import is_id
+from common.paging import page_window
 from common.settings import get_settings
 
 CODE_DIGITS = 6
@@ -228,14 +229,14 @@ def _challenge(row) -> Challenge:
     return Challenge(**{k: v for k, v in row.items() if k != "code_hash"})
 
 
-def list_otps(session: Session, user_id: int, page: int, per_page: int) -> list[Challenge]:
+def list_otps(session: Session, user_id: int, *, page: int, per_page: int) -> list[Challenge]:
     """The caller's challenges, newest first (user_id, created_at is indexed)."""
     rows = session.execute(
         text(
             _SELECT.replace("WHERE id = :id AND user_id = :u", "WHERE user_id = :u")
             + " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
         ),
-        {"u": user_id, "limit": per_page, "offset": (page - 1) * per_page},
+        {"u": user_id, **page_window(page=page, per_page=per_page)},
     ).mappings()
     return [_challenge(row) for row in rows]
 

@@ -58,7 +58,7 @@ def create_report(body):
 @reports.response(200, envelope(ReportJobSummary, many=True))
 def list_reports(args):
     """Queued reports, newest first (without their results)."""
-    return {"data": jobs.list_jobs(db(), args["page"], args["per_page"])}
+    return {"data": jobs.list_jobs(db(), **args)}
 
 
 @reports.route("/<int:job_id>", methods=["GET"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import after_this_request, request, url_for
 
-from common.paging import offset_page
 from common.security import SESSION_COOKIE
 from common.settings import get_settings
 from common.web import Blueprint, commit, db, require_principal
@@ -51,7 +50,7 @@ def register(body):
 @users.response(200, envelope(UserSchema, many=True))
 def list_users(args):
     """List active users (admin)."""
-    return {"data": service.list_users(db(), lambda stmt: offset_page(stmt, args["page"], args["per_page"]))}
+    return {"data": service.list_users(db(), **args)}
 
 
 @users.route("/me", methods=["GET"])

@@ -20,6 +20,7 @@ from common.errors import (
     Unauthorized,
     Unprocessable,
 )
+from common.paging import offset_page
 from common.principal import Principal
 from common.security import hash_token, new_token
 from common.settings import get_settings
@@ -150,8 +151,9 @@ def register(session: Session, client_addr: str | None, **fields) -> User:
     return committed(session, work)
 
 
-def list_users(session: Session, stmt_page) -> list[User]:
-    return list(session.scalars(stmt_page(select(User).where(User.is_active).order_by(User.id))))
+def list_users(session: Session, *, page: int, per_page: int) -> list[User]:
+    stmt = select(User).where(User.is_active).order_by(User.id)
+    return list(session.scalars(offset_page(stmt, page=page, per_page=per_page)))
 
 
 def get_visible_user(session: Session, actor: Principal, user_id: int) -> User:
