@@ -99,7 +99,7 @@ def lent_stale_account(db_session):
     return account, seen
 
 
-def test_on_a_lent_connection_the_touch_and_a_refused_purchase_are_savepoints_of_the_test(make_client, db_session):
+def test_on_a_lent_connection_the_touch_and_a_refused_purchase_are_savepoints(make_client, db_session):
     from tests.factories import make_item
 
     account, before = lent_stale_account(db_session)
@@ -107,12 +107,14 @@ def test_on_a_lent_connection_the_touch_and_a_refused_purchase_are_savepoints_of
     pool = get_engine("transaction").pool
     checked_out = pool.checkedout()
     lines = [{"item_id": item, "quantity": 1}, {"item_id": short, "quantity": 2}]
-    answer = make_client("transaction").post("/v1/transactions", json={"lines": lines}, headers=account.headers)
+    client = make_client("transaction")
+    answer = client.post("/v1/transactions", json={"lines": lines}, headers=account.headers)
     assert answer.status_code == 409
     assert pool.checkedout() == checked_out  # nothing came from the pool: the test's connection served it
     assert not db_session.get_bind().in_nested_transaction()  # the request left no savepoint open
     # The touch was released into the test's transaction before the purchase; the purchase rolled back.
-    assert db_session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id)) > before
+    seen = db_session.scalar(select(UserSession.last_seen_at).where(UserSession.user_id == account.id))
+    assert seen > before
     assert db_session.scalar(select(Item.stock).where(Item.id == item)) == 5
 
 
@@ -127,8 +129,8 @@ def test_on_a_lent_connection_a_keyed_purchase_after_the_touch_commits_into_the_
     again = client.post("/v1/transactions", json=body, headers=headers)
     assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert db_session.scalar(select(Item.stock).where(Item.id == item)) == 3
-    assert db_session.scalar(select(Transaction.status).where(Transaction.id == first.get_json()["data"]["id"])) \
-        == "paid"
+    paid = first.get_json()["data"]["id"]
+    assert db_session.scalar(select(Transaction.status).where(Transaction.id == paid)) == "paid"
 
 
 # -- round trips, counted on the wire ----------------------------------------------------------------------

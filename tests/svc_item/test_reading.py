@@ -57,9 +57,10 @@ def test_a_read_on_a_lent_connection_reads_inside_the_tests_transaction(db_sessi
     with app.test_request_context():
         with read_connection() as conn:
             assert conn is db_session.get_bind()
-            assert conn.in_nested_transaction()  # the request's savepoint, where production has no transaction
+            assert conn.in_nested_transaction()  # the request's savepoint, where production has none
             assert conn.connection.dbapi_connection.autocommit is False
-            assert conn.execute(text("SELECT price FROM items WHERE id = :i"), {"i": item.id}).scalar() == 4300
+            price = conn.execute(text("SELECT price FROM items WHERE id = :i"), {"i": item.id}).scalar()
+            assert price == 4300
 
 
 def test_an_item_read_runs_in_autocommit_and_returns_the_connection_clean(deployed_app):
