@@ -164,8 +164,8 @@ class QueryCounter:
         pending, started = b"", not from_client
         try:
             while data := source.recv(65536):
-                target.sendall(data)
                 if not from_client:
+                    target.sendall(data)
                     continue
                 pending += data
                 while True:
@@ -180,6 +180,8 @@ class QueryCounter:
                     if kind == b"Q":
                         with self._lock:
                             self.sent.append(" ".join(body.rstrip(b"\0").decode().split())[:60])
+                # Recorded before it is sent on: the answer, and the caller's next step, come after.
+                target.sendall(data)
         except OSError:
             pass
         finally:
