@@ -15,9 +15,15 @@ from common.jsontext import loads, unstorable
 from common.settings import get_settings
 
 
-def offset_page(stmt: Select, page: int, per_page: int) -> Select:
+def page_window(*, page: int, per_page: int) -> dict[str, int]:
+    """The LIMIT and OFFSET of v1's ?page=&per_page=, as the parameters `limit` and `offset` of SQL text."""
+    return {"limit": per_page, "offset": (page - 1) * per_page}
+
+
+def offset_page(stmt: Select, *, page: int, per_page: int) -> Select:
     """Apply ?page=&per_page= to an ordered select."""
-    return stmt.limit(per_page).offset((page - 1) * per_page)
+    window = page_window(page=page, per_page=per_page)
+    return stmt.limit(window["limit"]).offset(window["offset"])
 
 
 class CursorCodec:

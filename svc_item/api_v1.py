@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import url_for
 
-from common.web import Blueprint, db
-from common.web.db import read_connection
+from common.web import Blueprint, commit, db, read_connection, read_session
 from common.web.schemas import PageArgs, envelope
 from svc_item import service
 from svc_item.schemas import (
@@ -50,7 +49,7 @@ categories = Blueprint(
 @items.errors(422)
 def list_items(args):
     """Live items by id; `q` matches part of the name, case-insensitively."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         return {"data": service.list_items(session, **args)}
 
 
@@ -63,7 +62,7 @@ def create_item(body):
     """Add an item (sku unique among live items)."""
     session = db()
     item = service.create_item(session, body)
-    session.commit()
+    commit()
     return {"data": item}, 201, {"Location": url_for(".get_item", item_id=item.id)}
 
 
@@ -85,7 +84,7 @@ def replace_item(body, item_id):
     """Replace an item: every field is set, omitted optional ones to their defaults."""
     session = db()
     item = service.update_item(session, item_id, body)
-    session.commit()
+    commit()
     return {"data": item}
 
 
@@ -98,7 +97,7 @@ def patch_item(body, item_id):
     """Change the named fields of an item."""
     session = db()
     item = service.update_item(session, item_id, body)
-    session.commit()
+    commit()
     return {"data": item}
 
 
@@ -110,7 +109,7 @@ def delete_item(item_id):
     """Take an item out of the catalogue; past transactions keep their lines naming it."""
     session = db()
     service.delete_item(session, item_id)
-    session.commit()
+    commit()
 
 
 # -- categories ------------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def delete_item(item_id):
 @categories.errors(422)
 def list_categories(args):
     """Categories by id."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         return {"data": service.list_categories(session, **args)}
 
 
@@ -135,7 +134,7 @@ def create_category(body):
     """Add a category (names are unique)."""
     session = db()
     category = service.create_category(session, body)
-    session.commit()
+    commit()
     return {"data": category}, 201, {"Location": url_for(".get_category", category_id=category.id)}
 
 
@@ -144,7 +143,7 @@ def create_category(body):
 @categories.errors(404)
 def get_category(category_id):
     """One category."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         return {"data": service.get_category(session, category_id)}
 
 
@@ -157,7 +156,7 @@ def replace_category(body, category_id):
     """Replace a category: every field is set, an omitted description to empty."""
     session = db()
     category = service.update_category(session, category_id, body)
-    session.commit()
+    commit()
     return {"data": category}
 
 
@@ -170,7 +169,7 @@ def patch_category(body, category_id):
     """Change the named fields of a category."""
     session = db()
     category = service.update_category(session, category_id, body)
-    session.commit()
+    commit()
     return {"data": category}
 
 
@@ -182,4 +181,4 @@ def delete_category(category_id):
     """Remove a category; its items stay, uncategorised."""
     session = db()
     service.delete_category(session, category_id)
-    session.commit()
+    commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.web import Blueprint, db
+from common.web import Blueprint, read_session
 from common.web.schemas import envelope
 from svc_item import service
 from svc_item.schemas import ItemBrowseAllArgs, ItemBrowseArgs, ItemV2Schema
@@ -32,7 +32,7 @@ _PAGE = envelope(ItemV2Schema, many=True, cursor=True)
 @items.errors(400, 422)
 def browse_items(args):
     """A page of live items after the cursor, filtered and sorted."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         page = service.browse_items(session, **args)
     return {"data": page.items, "meta": {"limit": args["limit"], "next_cursor": page.next_cursor}}
 
@@ -42,7 +42,7 @@ def browse_items(args):
 @items.errors(404)
 def get_item(item_id):
     """One live item with its category."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         return {"data": service.get_item_with_category(session, item_id)}
 
 
@@ -52,6 +52,6 @@ def get_item(item_id):
 @items.errors(400, 404, 422)
 def browse_category_items(args, category_id):
     """A page of one category's live items, filtered and sorted like /v2/items."""
-    with service.reading(db()) as session:
+    with read_session() as session:
         page = service.browse_category_items(session, category_id, **args)
     return {"data": page.items, "meta": {"limit": args["limit"], "next_cursor": page.next_cursor}}

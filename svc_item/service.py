@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
@@ -61,32 +61,6 @@ def _writing(session: Session) -> Iterator[None]:
         raise Unprocessable(code=code, details={"fields": {field: [message]}}) from None
 
 
-@contextmanager
-def reading(session: Session) -> Iterator[Session]:
-    """Public reads on a fresh request session run without BEGIN / ROLLBACK round trips.
-
-    Each read here is one statement (atomic on its own) or, for an empty category page, a second one
-    that needs no shared snapshot, so a transaction would only cost two round trips. psycopg2's own
-    autocommit flag is flipped rather than SQLAlchemy's isolation level, whose reset on check-in costs
-    a round trip of its own; it is flipped back before the connection can serve anything else. A
-    session joined to a caller's transaction (scripts, tests) keeps reading inside it.
-    """
-    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
-        yield session
-        return
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
-    dbapi.autocommit = True
-    try:
-        yield session
-    finally:
-        try:
-            dbapi.autocommit = False
-        except Exception:
-            # Whatever broke it, an autocommit connection must never go back to the pool.
-            connection.invalidate()
-
-
 def _check_id(value: int, what: str) -> None:
     """An id no row can have is simply not found (the database would refuse it as out of range)."""
     if not is_id(value):
@@ -111,7 +85,7 @@ def get_category(session: Session, category_id: int) -> Category:
 
 
 def list_categories(session: Session, *, page: int, per_page: int) -> list[Category]:
-    stmt = offset_page(select(Category).order_by(Category.id), page, per_page)
+    stmt = offset_page(select(Category).order_by(Category.id), page=page, per_page=per_page)
     return list(session.execute(stmt).scalars())
 
 
@@ -184,7 +158,7 @@ def list_items(
         stmt = stmt.where(_contains(Item.name, q))
     if category_id is not None:
         stmt = stmt.where(Item.category_id == category_id)
-    return list(session.execute(offset_page(stmt, page, per_page)).scalars())
+    return list(session.execute(offset_page(stmt, page=page, per_page=per_page)).scalars())
 
 
 def shown(item: Item) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 
 from common.settings import get_settings
-from common.web import Blueprint, db, require_principal
+from common.web import Blueprint, commit, db, require_principal
 from common.web.schemas import PageArgs, envelope
 from svc_otp import service
 from svc_otp.schemas import OtpCreate, OtpCreated, OtpStatus, OtpVerified, OtpVerify
@@ -38,7 +38,7 @@ def create_otp(body):
     """
     principal = require_principal()
     issued = service.request_otp(db(), principal.user_id, body["purpose"], body.get("reference"))
-    db().commit()
+    commit()
     data = {
         "id": issued.challenge.id,
         "purpose": issued.challenge.purpose,
@@ -57,7 +57,7 @@ def create_otp(body):
 @otps.response(200, envelope(OtpStatus, many=True))
 def list_otps(args):
     """Your codes, newest first: their state, expiry and attempts left (never the codes)."""
-    return {"data": service.list_otps(db(), require_principal().user_id, args["page"], args["per_page"])}
+    return {"data": service.list_otps(db(), require_principal().user_id, **args)}
 
 
 @otps.route("/<uuid:otp_id>", methods=["GET"])
@@ -83,8 +83,4 @@ def verify_otp(body, otp_id):
     requested); 410 `otp_expired` past expiry, 410 `otp_replaced` when a newer code replaced this one;
     409 `otp_used` when it was already verified; 404 for an unknown id or another user's code.
     """
-    outcome = service.verify_otp(db(), require_principal().user_id, otp_id, body["code"])
-    # A wrong code's attempt must be recorded even though the request fails.
-    db().commit()
-    outcome.raise_for_failure()
-    return {"data": outcome.challenge}
+    return {"data": service.verify_otp(db(), require_principal().user_id, otp_id, code=body["code"])}

@@ -1,4 +1,5 @@
-"""OTP rules: issue, verify and describe challenges. Plain functions taking a Session; callers commit."""
+"""OTP rules: issue, verify and describe challenges. Plain functions taking a Session; callers commit,
+but a verification commits its outcome (a wrong code stays counted)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from common.db.models.otp import OTP_PURPOSES
-from common.errors import ApiError, Conflict, Gone, NotFound, TooManyRequests, Unprocessable
+from common.db.session import committed
+from common.errors import Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from common.ids import is_id
+from common.paging import page_window
 from common.settings import get_settings
 
 CODE_DIGITS = 6
@@ -58,18 +61,6 @@ class Issued:
 
     challenge: Challenge
     code: str
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The outcome of a submitted code; a failure still carries writes (attempts) to commit."""
-
-    challenge: Challenge
-    failure: ApiError | None = None
-
-    def raise_for_failure(self) -> None:
-        if self.failure is not None:
-            raise self.failure
 
 
 def new_code() -> str:
@@ -238,14 +229,14 @@ def _challenge(row) -> Challenge:
     return Challenge(**{k: v for k, v in row.items() if k != "code_hash"})
 
 
-def list_otps(session: Session, user_id: int, page: int, per_page: int) -> list[Challenge]:
+def list_otps(session: Session, user_id: int, *, page: int, per_page: int) -> list[Challenge]:
     """The caller's challenges, newest first (user_id, created_at is indexed)."""
     rows = session.execute(
         text(
             _SELECT.replace("WHERE id = :id AND user_id = :u", "WHERE user_id = :u")
             + " ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset"
         ),
-        {"u": user_id, "limit": per_page, "offset": (page - 1) * per_page},
+        {"u": user_id, **page_window(page=page, per_page=per_page)},
     ).mappings()
     return [_challenge(row) for row in rows]
 
@@ -258,12 +249,17 @@ def get_otp(session: Session, user_id: int, otp_id: uuid.UUID) -> Challenge:
     return _challenge(row)
 
 
-def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> Verification:
-    """Check a submitted code; the row lock makes the check and its outcome one step per challenge.
+def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, *, code: str) -> Challenge:
+    """Check a submitted code and commit the outcome, a refused code's counted attempt included.
 
-    Parallel submissions queue on the lock, so exactly one correct code wins and every wrong one is
-    counted: the attempts can never pass the limit.
+    The row lock makes the check and its outcome one step per challenge: parallel submissions queue on
+    it, so exactly one correct code wins and every wrong one is counted (the attempts can never pass
+    the limit). A wrong code must stay counted although the request fails (`committed`).
     """
+    return committed(session, lambda: _verify(session, user_id, otp_id, code))
+
+
+def _verify(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> Challenge:
     s = get_settings()
     row = (
         session.execute(text(_SELECT + " FOR UPDATE"), {"id": otp_id, "u": user_id}).mappings().one_or_none()
@@ -272,23 +268,18 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
         raise NotFound("No such OTP.")
     challenge = _challenge(row)
     if challenge.status == "verified":
-        return Verification(challenge, Conflict("This code was already used.", code="otp_used"))
+        raise Conflict("This code was already used.", code="otp_used")
     if challenge.status == "locked":
-        return Verification(
-            challenge,
-            TooManyRequests(
-                "Too many wrong codes: this OTP is locked. Request a new one.",
-                code="otp_locked",
-                retry_after=max(1, _throttle_wait(session, user_id)),
-                details={"attempts_left": 0},
-            ),
+        raise TooManyRequests(
+            "Too many wrong codes: this OTP is locked. Request a new one.",
+            code="otp_locked",
+            retry_after=max(1, _throttle_wait(session, user_id)),
+            details={"attempts_left": 0},
         )
     if challenge.status == "replaced":
-        return Verification(
-            challenge, Gone("A newer code replaced this one. Use the latest code.", code="otp_replaced")
-        )
+        raise Gone("A newer code replaced this one. Use the latest code.", code="otp_replaced")
     if challenge.expired:
-        return Verification(challenge, Gone("This code has expired. Request a new one.", code="otp_expired"))
+        raise Gone("This code has expired. Request a new one.", code="otp_expired")
     expected = hash_code(s.otp_secret, challenge.id, user_id, challenge.purpose, challenge.reference, code)
     if not hmac.compare_digest(bytes(row["code_hash"]), expected):
         updated = session.execute(
@@ -306,9 +297,7 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
             if updated.status == "locked"
             else "Wrong code."
         )
-        return Verification(
-            challenge, Unprocessable(message, code="otp_invalid", details={"attempts_left": left})
-        )
+        raise Unprocessable(message, code="otp_invalid", details={"attempts_left": left})
     verified_at = session.execute(
         text("""
         UPDATE otp_challenges SET status = 'verified', verified_at = now()
@@ -321,7 +310,7 @@ def verify_otp(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> 
         session.execute(
             text("UPDATE users SET verified = true, updated_at = now() WHERE id = :u"), {"u": user_id}
         )
-    return Verification(Challenge(**{**challenge.__dict__, "status": "verified", "verified_at": verified_at}))
+    return Challenge(**{**challenge.__dict__, "status": "verified", "verified_at": verified_at})
 
 
 def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, url_for
 
-from common.web import Blueprint, db, require_principal
+from common.web import Blueprint, commit, db, require_principal
 from common.web.schemas import PageArgs, envelope
 from svc_report import export, jobs, sales
 from svc_report.query import parse_sales_query
@@ -50,7 +50,7 @@ def create_report(body):
     """
     params = {"from": body["from_"], "to": body["to"], "group_by": body["group_by"], "tz": body["tz"]}
     job = jobs.enqueue(db(), require_principal().user_id, body["kind"], params)
-    db().commit()
+    commit()
     return {"data": job}, 202, {"Location": url_for("reports.get_report", job_id=job.id)}
 
 
@@ -60,7 +60,7 @@ def create_report(body):
 @reports.response(200, envelope(ReportJobSummary, many=True))
 def list_reports(args):
     """Queued reports, newest first (without their results)."""
-    return {"data": jobs.list_jobs(db(), args["page"], args["per_page"])}
+    return {"data": jobs.list_jobs(db(), **args)}
 
 
 @reports.route("/<int:job_id>", methods=["GET"])
@@ -79,7 +79,7 @@ def get_report(job_id):
 def delete_report(job_id):
     """Remove a report job, in whatever state."""
     jobs.delete_job(db(), job_id)
-    db().commit()
+    commit()
     return "", 204
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from common.db.models import ReportJob
 from common.errors import Conflict, NotFound, TooManyRequests
 from common.ids import is_id
+from common.paging import offset_page
 from common.settings import get_settings
 from svc_report.query import invalid, parse_sales_query
 
@@ -78,10 +79,10 @@ def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
     return [("report_jobs", status, *found.get(status, (0, 0.0))) for status in ACTIVE]
 
 
-def list_jobs(session: Session, page: int, per_page: int) -> list[ReportJob]:
+def list_jobs(session: Session, *, page: int, per_page: int) -> list[ReportJob]:
     """Jobs, newest first."""
     stmt = select(ReportJob).order_by(ReportJob.created_at.desc(), ReportJob.id.desc())
-    return list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+    return list(session.scalars(offset_page(stmt, page=page, per_page=per_page)))
 
 
 def get_job(session: Session, job_id: int) -> ReportJob:

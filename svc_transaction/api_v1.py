@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.web import Blueprint, connection, db, require_principal
+from common.web import Blueprint, commit, connection, db, require_principal
 from common.web.idempotency import REPLAY_HEADERS, idempotent
 from common.web.schemas import envelope
 from svc_transaction import service
@@ -78,7 +78,7 @@ def cancel_transaction(transaction_id: int):
     Cancelled or expired (also awaiting_otp past `confirm_by`) → 409 `transaction_not_cancellable`.
     """
     txn = service.cancel(db(), require_principal(), transaction_id)
-    db().commit()
+    commit()
     return {"data": txn}
 
 
@@ -96,5 +96,5 @@ def confirm_transaction(body, transaction_id: int):
     `transaction_expired`. Only the buyer confirms (an admin gets 403).
     """
     txn = service.confirm(db(), require_principal(), transaction_id, body["otp_id"])
-    db().commit()
+    commit()
     return {"data": txn}

@@ -24,6 +24,7 @@ from common.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from common.events import record
 from common.events.outbox import utc
 from common.paging import offset_page
+from common.principal import Principal
 from common.settings import get_settings
 
 REFUNDABLE = ("paid", "awaiting_otp")
@@ -221,7 +222,7 @@ def _refuse(
 
 def list_transactions(
     session: Session,
-    principal,
+    principal: Principal,
     *,
     page: int,
     per_page: int,
@@ -238,10 +239,10 @@ def list_transactions(
         stmt = stmt.where(Transaction.user_id == user_id)
     if status is not None:
         stmt = stmt.where(Transaction.status == status)
-    return list(session.scalars(offset_page(stmt, page, per_page)))
+    return list(session.scalars(offset_page(stmt, page=page, per_page=per_page)))
 
 
-def get_transaction(session: Session, principal, transaction_id: int) -> Transaction:
+def get_transaction(session: Session, principal: Principal, transaction_id: int) -> Transaction:
     txn = session.get(Transaction, transaction_id)
     if txn is None or not (principal.is_admin or txn.user_id == principal.user_id):
         raise NotFound("No such transaction.")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from flask import after_this_request, request, url_for
 
-from common.paging import offset_page
 from common.security import SESSION_COOKIE
 from common.settings import get_settings
-from common.web import Blueprint, db, require_principal
+from common.web import Blueprint, commit, db, require_principal
 from common.web.edge import client_address
 from common.web.schemas import PageArgs, envelope
 from svc_user import service
@@ -51,7 +50,7 @@ def register(body):
 @users.response(200, envelope(UserSchema, many=True))
 def list_users(args):
     """List active users (admin)."""
-    return {"data": service.list_users(db(), lambda stmt: offset_page(stmt, args["page"], args["per_page"]))}
+    return {"data": service.list_users(db(), **args)}
 
 
 @users.route("/me", methods=["GET"])
@@ -77,7 +76,7 @@ def _update(user_id: int, body: dict, replace: bool):
     user = service.update_user(
         db(), actor, user_id, body, replace=replace, current_session_id=actor.session_id
     )
-    db().commit()
+    commit()
     return {"data": user}
 
 
@@ -114,7 +113,7 @@ def patch_user(body, user_id):
 def delete_user(user_id):
     """Deactivate a user: every session of theirs dies at once (never the last active admin: 409)."""
     service.deactivate_user(db(), require_principal(), user_id)
-    db().commit()
+    commit()
     return "", 204
 
 
@@ -183,7 +182,7 @@ def current_session():
 def log_out():
     """Log out: the token is dead on every service at once."""
     service.end_session(db(), require_principal().session_id)
-    db().commit()
+    commit()
 
     @after_this_request
     def _clear_cookie(response):

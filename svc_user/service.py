@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from common.db.models import LoginFailure, Registration, User, UserSession
+from common.db.session import committed
 from common.errors import (
-    ApiError,
     Conflict,
     Forbidden,
     NotFound,
@@ -24,6 +22,7 @@ from common.errors import (
 )
 from common.events import record
 from common.events.outbox import utc
+from common.paging import offset_page
 from common.principal import Principal
 from common.security import hash_token, new_token
 from common.settings import get_settings
@@ -33,22 +32,6 @@ MIN_PASSWORD, MAX_PASSWORD = 8, 128
 BAD_LOGIN = "Wrong username or password."
 EDITABLE = ("username", "email", "phone")
 CONTACT = ("email", "phone")
-T = TypeVar("T")
-
-
-def committed(session: Session, work: Callable[[], T]) -> T:
-    """Run work and commit it, also when it refuses the request: what it counted must stay counted.
-
-    A refusal is an ApiError raised after the commit; any other exception (a database fault) commits
-    nothing.
-    """
-    try:
-        result = work()
-    except ApiError:
-        session.commit()
-        raise
-    session.commit()
-    return result
 
 
 def _lock(session: Session, *keys: str) -> None:
@@ -172,8 +155,9 @@ def register(session: Session, client_addr: str | None, **fields) -> User:
     return committed(session, work)
 
 
-def list_users(session: Session, stmt_page) -> list[User]:
-    return list(session.scalars(stmt_page(select(User).where(User.is_active).order_by(User.id))))
+def list_users(session: Session, *, page: int, per_page: int) -> list[User]:
+    stmt = select(User).where(User.is_active).order_by(User.id)
+    return list(session.scalars(offset_page(stmt, page=page, per_page=per_page)))
 
 
 def get_visible_user(session: Session, actor: Principal, user_id: int) -> User:

@@ -95,7 +95,11 @@ def no_failed_login_carried_over(database_url):
 
 @pytest.fixture
 def db_session(database_url):
-    """A session whose every commit is a savepoint, rolled back when the test ends."""
+    """A session whose every commit is a savepoint, rolled back when the test ends.
+
+    SQLAlchemy's "Joining a Session into an External Transaction": the connection's outer transaction
+    is the test's; `make_client` lends the same connection to the apps under test.
+    """
     connection = get_engine().connect()
     outer = connection.begin()
     session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
@@ -124,24 +128,31 @@ def environment(monkeypatch):
 
 @pytest.fixture
 def make_client(db_session):
-    """An in-process test client for a service, sharing the test's rolled-back session."""
+    """An in-process test client for a service, working inside the test's rolled-back transaction."""
 
     def make(service: str):
         module = __import__(f"svc_{service}.app", fromlist=["create_app"])
         app = module.create_app()
         app.config["TESTING"] = True
-        app.extensions["toko"]["session_factory"] = lambda: db_session
-
-        # The app closes its session after each request, which would discard what the test flushed but
-        # did not commit. A real client only sees committed data: commit the setup (into the outer
-        # transaction this fixture rolls back) before each request.
-        @app.before_request
-        def _commit_setup():
-            db_session.commit()
-
+        lend_connection(app, db_session)
         return app.test_client()
 
     return make
+
+
+def lend_connection(app, db_session) -> None:
+    """Lend the app the test's connection, inside the test's outer transaction.
+
+    The app uses it in place of a pooled one and runs the code it runs in production, its transactions
+    being savepoints: what a request commits stays inside the test, and is rolled back with it.
+    """
+    app.extensions["toko"]["connection"] = db_session.get_bind()
+
+    # A real client only sees committed data: commit what the test set up (into the outer transaction)
+    # before each request, or the request's own savepoint would be the first to hold it.
+    @app.before_request
+    def _commit_setup():
+        db_session.commit()
 
 
 @pytest.fixture

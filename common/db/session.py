@@ -6,7 +6,7 @@ import os
 import select
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as _psycopg2_dialect
@@ -14,7 +14,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.errors import ApiError
 from common.settings import get_settings
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _engines: dict[tuple[int, str, str], Engine] = {}
@@ -123,6 +126,21 @@ def session_scope(service: str | None = None) -> Iterator[Session]:
         session.close()
 
 
+def committed(session: Session, work: Callable[[], T]) -> T:
+    """Run work and commit it, also when it refuses the request: what it counted must stay counted.
+
+    For the few writes a failed request must keep (a failed login, a wrong OTP code). A refusal is an
+    ApiError raised after the commit; any other exception (a database fault) commits nothing.
+    """
+    try:
+        result = work()
+    except ApiError:
+        session.commit()
+        raise
+    session.commit()
+    return result
+
+
 def driver_sql(statement) -> str:
     """A Core statement compiled once into psycopg2's SQL text (%(name)s parameters), for `run`."""
     return str(statement.compile(dialect=_psycopg2_dialect()))
@@ -146,6 +164,7 @@ def run(connection: Connection, sql: str, params: dict):
 
 
 __all__ = [
+    "committed",
     "run",
     "driver_sql",
     "get_engine",

@@ -3,7 +3,7 @@
 from common.web.api import Api, Blueprint
 from common.web.app import create_app
 from common.web.auth import current_principal, require_principal
-from common.web.db import commit, connection, db
+from common.web.db import commit, connection, db, read_connection, read_session
 
 __all__ = [
     "Api",
@@ -14,4 +14,6 @@ __all__ = [
     "current_principal",
     "require_principal",
     "db",
+    "read_connection",
+    "read_session",
 ]

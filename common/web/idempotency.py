@@ -104,7 +104,7 @@ def idempotent(
                     _kept(response.headers, kept_headers),
                 )
             idempotency.record(session, key_id, answer)
-            session.commit()
+            commit()
             return response
 
         return Blueprint.doc(parameters=[parameter])(wrapper)

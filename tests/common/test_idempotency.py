@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from common.db.models import IdempotencyKey, Item
 from common.errors import ApiError, Conflict
+from tests.conftest import lend_connection
 from tests.factories import make_account, make_item
 
 
@@ -51,8 +52,7 @@ def bump(db_session):
 
     app = create_app("item", [blp])
     app.config["TESTING"] = True
-    app.extensions["toko"]["session_factory"] = lambda: db_session
-    app.before_request(db_session.commit)
+    lend_connection(app, db_session)
     return app.test_client()
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from common.db.migrate import upgrade
@@ -61,7 +61,6 @@ def in_process_app():
 
     app = create_app()
     app.config["TESTING"] = True
-    app.extensions["toko"]["session_factory"] = sessionmaker(get_engine(), expire_on_commit=False)
     return app
 
 
@@ -193,13 +192,13 @@ def test_a_database_blip_never_counts_correct_logins_as_failures(environment, mo
     monkeypatch.setattr(svc_user.passwords, "_turns", None)
     svc_user.passwords.hasher.cache_clear()
     try:
-        blip()
+        blip(environment)
     finally:
         svc_user.passwords.hasher.cache_clear()
         svc_user.passwords.dummy_hash.cache_clear()
 
 
-def blip():
+def blip(environment):
     with private_cluster() as cluster:
         admin_engine = create_engine(driver_url(f"{cluster.server_url()}/postgres"),
                                      isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -207,15 +206,15 @@ def blip():
             conn.execute(text("CREATE DATABASE toko"))
         url = f"{cluster.server_url()}/toko"
         upgrade(url)
-        engine = create_engine(driver_url(url), pool_pre_ping=False, pool_size=8, max_overflow=0,
-                               connect_args={"connect_timeout": 3})
+        # The service as deployed against the private cluster: its own engine, a connection per thread.
+        environment(DATABASE_URL=url, TOKO_DB_POOL_SIZE="8", TOKO_DB_CONNECT_TIMEOUT="3")
+        engine = get_engine("user")
         with Session(engine) as setup, setup.begin():
             owner = make_account(setup)
         from svc_user.app import create_app
 
         app = create_app()
         app.config["TESTING"] = True
-        app.extensions["toko"]["session_factory"] = sessionmaker(engine, expire_on_commit=False)
         credentials = {"username": owner.username, "password": PASSWORD}
         addr = {"REMOTE_ADDR": "203.0.113.80"}
         stop = threading.Event()
