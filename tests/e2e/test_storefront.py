@@ -335,6 +335,7 @@ def test_a_quantity_stops_at_the_stock_shown_and_stock_gone_meanwhile_is_refused
                                "again.")
     assert stock_of(gateway, kintamani) == 1
     expect(quantity).to_have_value("1")
+    expect(page.locator(".line")).not_to_contain_text("so the quantity is")  # said of the stock before
     shot(page, "refused")
     requests.delete(f"{gateway}/v1/transactions/{taken.json()['data']['id']}", headers=other.headers,
                     timeout=10)
@@ -628,6 +629,7 @@ def test_an_item_has_a_page_of_its_own_that_survives_a_reload(open_page, gateway
                                 f"{stock - 1}.")
     info.get_by_role("button", name="Add to cart").click()
     expect(region).to_have_text("Added Kopi Kintamani 200 g to the cart.")
+    expect(page.locator(".in-cart")).to_have_text(f"Your cart holds all {stock} in stock. Go to the cart")
     expect(info.get_by_role("button", name="Add to cart")).to_be_disabled()
     expect(nav_link(page, "Cart")).to_have_accessible_description(f"{stock} items in the cart")
     shot(page, "item")
@@ -741,10 +743,11 @@ def test_the_header_does_not_jump_when_the_session_check_returns(open_page):
     assert (header.bounding_box(), first.bounding_box()) == before
 
 
-def test_on_a_phone_the_admin_header_is_one_row_with_a_menu(open_page):
+def test_on_a_phone_the_admin_header_is_one_row_with_a_menu(open_page, shelf):
     admin = committed_account("admin", username=unique("manajer")[:11])
     page = open_page(PHONE)
     log_in(page, admin)
+    search(page, "kopi")
     header = page.get_by_role("banner")
     menu = page.get_by_role("button", name="Menu")
     expect(menu).to_have_attribute("aria-expanded", "false")
@@ -886,3 +889,26 @@ def test_every_page_passes_axe_core(open_page, gateway, shelf):
             page.wait_for_selector(ready)
             problems[f"{name} {viewport['width']}"] = serious_violations(page)
     assert not any(problems.values()), {page: found for page, found in problems.items() if found}
+
+
+def test_a_visitor_who_never_logged_in_meets_no_refusal_in_the_console(open_page, shelf, customer):
+    page = open_page()
+    asked, errors = [], []
+    page.on("request", lambda r: asked.append(r.url)
+            if r.method == "GET" and r.url.endswith("/v1/sessions/current") else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto("/")
+    page.wait_for_selector(".grid .card:not(.skeleton)")
+    page.goto(f"/#/items/{shelf['Kopi Gayo 250 g']}")
+    page.wait_for_selector(".more .card")
+    expect(nav_link(page, "Log in")).to_be_visible()
+    assert asked == [] and errors == [], (asked, errors)
+    log_in(page, customer)  # once logged in here, each visit asks who it is
+    page.reload()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    assert len(asked) == 1
+    page.get_by_role("button", name="Log out").click()
+    expect(nav_link(page, "Log in")).to_be_visible()
+    page.reload()
+    page.wait_for_selector(".grid .card:not(.skeleton)")
+    assert len(asked) == 1 and errors == [], (asked, errors)

@@ -275,7 +275,8 @@ export function itemPage(root, { args: [id], heading }) {
       quantity.control.max = String(Math.max(room(), 1));
       add.disabled = room() <= 0;
       quantity.control.disabled = room() <= 0;
-      replace(holding, have ? [`Your cart holds ${have}. `, h('a', { href: '#/cart' }, 'Go to the cart')] : null);
+      const words = have >= item.stock ? `Your cart holds all ${item.stock} in stock. ` : `Your cart holds ${have}. `;
+      replace(holding, have ? [words, h('a', { href: '#/cart' }, 'Go to the cart')] : null);
     };
     const buy = h('form', {
       class: 'buy', novalidate: true,
@@ -373,6 +374,7 @@ function cartLine(line, refs) {
       const kept = setQuantity(line.id, n);
       qty.value = String(kept);
       ref.note.textContent = kept < n ? `Only ${line.stock} in stock, so the quantity is ${kept}.` : '';
+      ref.noteStock = line.stock;
     },
   });
   const sub = h('p', { class: 'line-sub' });
@@ -409,6 +411,7 @@ export function cartPage(root) {
       ref.stock.textContent = line.stock > 0 ? `${line.stock} in stock` : 'sold out';
       ref.qty.max = String(Math.max(line.stock, 1));
       if (document.activeElement !== ref.qty) ref.qty.value = String(line.quantity);
+      if (ref.noteStock !== line.stock) ref.note.textContent = ''; // said of a stock that has moved since
       ref.warn.textContent = line.quantity > line.stock ? (line.stock > 0 ? `Only ${line.stock} in stock` : 'Sold out') : '';
     }
     total.textContent = rupiah(cartTotal());

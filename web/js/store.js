@@ -5,14 +5,30 @@ import { api } from './api.js';
 export const changes = new EventTarget();
 export const session = { user: null, known: false };
 
+// Whether this browser was logged in when it last knew. The API answers "no session" with a 401, which
+// browsers log as an error on every visit: a visitor who never logged in here is not asked about.
+const SIGNED_IN_KEY = 'toko.signed-in';
+const signedIn = () => { try { return localStorage.getItem(SIGNED_IN_KEY) === '1'; } catch { return true; } };
+
 export function setUser(user) {
   session.user = user;
   session.known = true;
+  try {
+    if (user) localStorage.setItem(SIGNED_IN_KEY, '1');
+    else localStorage.removeItem(SIGNED_IN_KEY);
+  } catch { /* private mode: the session is asked about on every visit */ }
   changes.dispatchEvent(new Event('user'));
 }
 
+const askSession = () => api('GET', '/v1/sessions/current').then(({ data }) => setUser(data.user), () => setUser(null));
+
 /** Settled once the API said who this browser's session cookie belongs to (or that there is none). */
-export const sessionReady = api('GET', '/v1/sessions/current').then(({ data }) => setUser(data.user), () => setUser(null));
+export const sessionReady = signedIn() ? askSession() : Promise.resolve().then(() => setUser(null));
+
+// Logged in or out in another tab: this one asks again.
+window.addEventListener('storage', (event) => {
+  if (event.key === SIGNED_IN_KEY && Boolean(event.newValue) !== Boolean(session.user)) askSession();
+});
 
 // A request refused for want of a session means the session ended (expired, logged out elsewhere).
 window.addEventListener('toko:unauthorized', () => { if (session.user) setUser(null); });
