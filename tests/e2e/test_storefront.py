@@ -568,6 +568,13 @@ def test_every_page_fits_a_phone_and_its_text_has_contrast(open_page, gateway, s
             width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
             assert width[0] <= width[1], f"{link} is wider than the screen at {viewport}: {width}"
             assert page.evaluate(CONTRAST) == [], f"{link}: text without enough contrast"
+        page.goto(f"/#/items/{shelf['Kopi Gayo 250 g']}")
+        page.wait_for_selector(".more .card")
+        width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"the item page is wider than the screen at {viewport}: {width}"
+        assert page.evaluate(CONTRAST) == [], "the item page: text without enough contrast"
+        if viewport is PHONE:
+            shot(page, "item-phone")
 
 
 def test_the_shop_works_from_the_keyboard_with_a_visible_focus(open_page, shelf):
