@@ -685,6 +685,7 @@ def test_search_filters_sort_and_page_live_in_the_address(open_page, spices):
     expect(page).to_have_url(re.compile(r"&cursor=[^&]+&page=2$"))
     expect(page.locator(".count")).to_have_text("Page 2: 2 items matching “rempah”.")
     assert names_shown(page) == ["Rempah 02", "Rempah 01"]
+    expect(page.get_by_role("button", name="Previous")).to_be_focused()  # the last page: Next is disabled
     page_two = page.url
 
     page.reload()  # the same page, with the form as it was
@@ -768,6 +769,11 @@ def test_on_a_phone_the_admin_header_is_one_row_with_a_menu(open_page, shelf):
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     assert header.bounding_box()["height"] <= 64, "the open menu pushed the header"
     shot(page, "phone-menu")
+    url = page.url
+    page.locator(".foot").click()  # a tap outside closes it
+    assert page.url == url
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    menu.click()
     nav.get_by_role("link", name="Reports").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Reports")
     expect(menu).to_have_attribute("aria-expanded", "false")

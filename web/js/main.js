@@ -113,6 +113,9 @@ document.querySelector('.skip').addEventListener('click', (event) => {
   main.focus();
 });
 menuToggle.addEventListener('click', () => openMenu(menuToggle.getAttribute('aria-expanded') !== 'true'));
+document.addEventListener('click', (event) => {
+  if (menu.classList.contains('open') && !menu.contains(event.target) && !menuToggle.contains(event.target)) openMenu(false);
+});
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape' && menu.classList.contains('open')) { openMenu(false); menuToggle.focus(); }
 });

@@ -191,11 +191,15 @@ export function catalogue(root, { query }) {
   q.el, toggle, moreFields, h('button', { type: 'submit', class: 'primary' }, 'Search'));
 
   let latest = 0;
+  let pagerPressed = false; // a Previous or Next press whose page is still on its way
   async function load() {
     // Only the newest request may draw: an older answer arriving late must not replace it.
     const mine = ++latest;
     seeCatalogue(addressOf(browse));
     list.setAttribute('aria-busy', 'true');
+    // A disabled button drops the keyboard's focus: the pager takes it back once the page is there.
+    const paging = pagerPressed || document.activeElement === prev || document.activeElement === next;
+    pagerPressed = paging;
     prev.disabled = true;
     next.disabled = true;
     const query = {
@@ -215,6 +219,7 @@ export function catalogue(root, { query }) {
       prev.disabled = browse.page <= 1;
       next.disabled = !nextCursor;
       pageNo.textContent = `Page ${browse.page}`;
+      if (paging) (next.disabled ? prev : next).focus();
     } catch (error) {
       if (mine !== latest) return;
       replace(list);
@@ -224,7 +229,10 @@ export function catalogue(root, { query }) {
         region.firstChild.append(' ', h('a', { href: addressOf({ ...browse, cursor: '', page: 1 }) }, 'Go to the first page'));
       }
     } finally {
-      if (mine === latest) list.setAttribute('aria-busy', 'false');
+      if (mine === latest) {
+        list.setAttribute('aria-busy', 'false');
+        pagerPressed = false;
+      }
     }
   }
 
