@@ -891,6 +891,7 @@ def test_every_page_passes_axe_core(open_page, gateway, shelf):
         page.wait_for_selector("form")
         problems[f"log-in {viewport['width']}"] = serious_violations(page)
         log_in(page, admin)
+        search(page, "kopi gayo")
         card(page, "Kopi Gayo 250 g").get_by_role("button", name="Add to cart").click()
         for name, address, ready in (
                 ("catalogue", "/#/", ".grid .card:not(.skeleton)"),
