@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/toko
 export TOKO_DB_ROLES ?= on
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev lock run test test-cluster screenshots fuzz lint load bench bench-stack docs clean
+.PHONY: help install install-dev lock run test test-cluster screenshots lighthouse fuzz lint load bench bench-stack docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -67,6 +67,14 @@ screenshots: install-dev ## the storefront's browser tests, writing their screen
 	@scripts/need nginx chromium
 	scripts/pg-up
 	TOKO_SCREENSHOTS=docs $(BIN)/pytest tests/e2e/test_storefront.py
+
+# Lighthouse as tools/lighthouse/package-lock.json pins it, on a stack of its own (LIGHTHOUSE_ARGS="--url
+# http://127.0.0.1:8080/" scores the running `make run` instead). Not part of `make test`.
+lighthouse: install-dev ## Lighthouse's performance, accessibility and best-practices scores of the catalogue and an item page; into docs/lighthouse.md
+	@scripts/need nginx chromium
+	scripts/pg-up
+	@test -f tools/lighthouse/node_modules/lighthouse/package.json || npm ci --prefix tools/lighthouse --no-audit --no-fund
+	$(BIN)/python bench/lighthouse.py $(LIGHTHOUSE_ARGS)
 
 FUZZ_EXAMPLES ?= 100
 fuzz: install-dev ## a longer schemathesis pass over every service's OpenAPI document (FUZZ_EXAMPLES per operation)

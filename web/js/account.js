@@ -1,5 +1,5 @@
 // Logging in and registering, and My purchases (with Cancel, and the code for a purchase awaiting one).
-import { h, replace, field, rupiah, dateTime, say, busy } from './dom.js';
+import { h, replace, field, rupiah, dateTime, say, busy, statusView } from './dom.js';
 import { api, explain } from './api.js';
 import { session, sessionReady, setUser, itemNames } from './store.js';
 import { showPurchase } from './shop.js';
@@ -65,12 +65,12 @@ const cancellable = (txn) => txn.status === 'paid'
   || (txn.status === 'awaiting_otp' && (!txn.confirm_by || new Date(txn.confirm_by) > new Date()));
 
 function purchaseCard(txn, region) {
-  const status = h('span', { class: `status s-${txn.status}` }, txn.status);
+  const status = statusView(txn.status);
   const actions = h('div', { class: 'actions' });
   const card = h('li', { class: 'purchase' },
     h('div', { class: 'purchase-head' },
       h('h2', null, `Purchase #${txn.id}`),
-      status),
+      status.el),
     h('p', { class: 'when' }, h('time', { datetime: txn.created_at }, dateTime(txn.created_at))),
     h('ul', { class: 'purchase-lines' }, txn.lines.map((l) => h('li', null,
       `${l.quantity} × ${itemNames.get(l.item_id)}`, h('span', null, rupiah(l.subtotal))))),
@@ -84,16 +84,21 @@ function purchaseCard(txn, region) {
   }
 
   async function cancel(event) {
-    busy(event.currentTarget, true);
+    const button = event.currentTarget;
+    // A paid purchase gives its money back: one stray tap must not do that.
+    const ask = txn.status === 'paid'
+      ? `Cancel purchase #${txn.id}? You get ${rupiah(txn.total)} back and the items go back on the shelf.`
+      : `Cancel purchase #${txn.id}? It is still waiting for its code; nothing has been paid.`;
+    if (!window.confirm(ask)) return;
+    busy(button, true);
     try {
       ({ data: txn } = await api('DELETE', `/v1/transactions/${txn.id}`));
-      status.textContent = txn.status;
-      status.className = `status s-${txn.status}`;
+      status.set(txn.status);
       drawActions();
       say(region, `Purchase #${txn.id} is cancelled; its items are back in stock.`);
     } catch (error) {
       say(region, explain(error), 'error');
-      busy(event.currentTarget, false);
+      busy(button, false);
     }
   }
 
@@ -132,7 +137,7 @@ export async function purchases(root) {
   load();
 }
 
-export async function confirmPage(root, id) {
+export async function confirmPage(root, { args: [id] }) {
   await sessionReady;
   if (!session.user) { needsLogin(root, 'this purchase'); return; }
   const box = h('div', { 'aria-live': 'polite' });

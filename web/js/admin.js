@@ -1,7 +1,8 @@
 // Staff pages, loaded only when an admin opens them: Items (create, edit price and stock, remove) and
 // Reports (a window, a grouping, the chart, the CSV, the queue of report jobs).
-import { h, replace, field, rupiah, dateTime, say, busy, uid } from './dom.js';
+import { h, replace, field, rupiah, dateTime, say, busy, uid, statusView } from './dom.js';
 import { api, explain, amount } from './api.js';
+import { forgetCategories } from './shop.js';
 
 // -- Items ---------------------------------------------------------------------------------------------
 
@@ -23,9 +24,11 @@ export function items(root) {
   const first = h('button', { type: 'button', onclick: () => load(null) }, 'First page');
   let cursor = null;
 
-  api('GET', '/v1/categories', { query: { per_page: 100 } }).then(({ data }) => {
-    for (const c of data) category.control.append(h('option', { value: String(c.id) }, c.name));
-  }, () => {});
+  const shelves = categoriesPanel((rows) => {
+    const chosen = category.control.value;
+    replace(category.control, h('option', { value: '' }, 'No category'), rows.map((c) => h('option', { value: String(c.id) }, c.name)));
+    category.control.value = rows.some((c) => String(c.id) === chosen) ? chosen : '';
+  });
 
   async function submit(event) {
     event.preventDefault();
@@ -71,6 +74,7 @@ export function items(root) {
       }
     } }, 'Save');
     const remove = h('button', { type: 'button', class: 'danger', onclick: async () => {
+      if (!window.confirm(`Remove ${item.name} (${item.sku}) from the catalogue? Shoppers will no longer see it; past purchases keep it.`)) return;
       busy(remove, true);
       try {
         await api('DELETE', `/v1/items/${item.id}`);
@@ -119,8 +123,72 @@ export function items(root) {
       h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
         h('thead', null, h('tr', null, ['SKU', 'Name', 'Price (Rp)', 'Stock', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
         body)),
-      h('nav', { class: 'pager', 'aria-label': 'Item pages' }, first, next)));
+      h('nav', { class: 'pager', 'aria-label': 'Item pages' }, first, next)),
+    shelves);
   load(null);
+}
+
+/** Categories: add, rename, remove; `shown` hears the list each time it changes. */
+function categoriesPanel(shown) {
+  const region = h('div', { class: 'notes' });
+  const name = field('New category', { required: true, maxlength: '100' });
+  const add = h('button', { type: 'submit', class: 'primary' }, 'Add category');
+  const list = h('ul', { class: 'categories', 'aria-label': 'Categories' });
+
+  async function load() {
+    try {
+      const { data } = await api('GET', '/v1/categories', { query: { per_page: 100 } });
+      replace(list, data.length ? data.map(row) : h('li', { class: 'empty' }, 'No categories yet.'));
+      shown(data);
+    } catch (error) {
+      say(region, explain(error), 'error');
+    }
+  }
+
+  async function write(button, call, done) {
+    busy(button, true);
+    try {
+      const answer = await call();
+      forgetCategories();
+      say(region, done(answer));
+      await load();
+    } catch (error) {
+      say(region, explain(error), 'error');
+    } finally {
+      busy(button, false);
+    }
+  }
+
+  function row(c) {
+    const inputId = uid('cat');
+    const input = h('input', { id: inputId, value: c.name, maxlength: '100', required: true });
+    const save = h('button', { type: 'submit' }, 'Rename');
+    const remove = h('button', { type: 'button', class: 'danger', onclick: () => {
+      if (!window.confirm(`Remove the category ${c.name}? Its items stay in the catalogue, without a category.`)) return;
+      write(remove, () => api('DELETE', `/v1/categories/${c.id}`), () => `Removed the category ${c.name}; its items are now without one.`);
+    } }, 'Remove');
+    return h('li', null, h('form', { class: 'category-row', onsubmit: (event) => {
+      event.preventDefault();
+      const wanted = input.value.trim();
+      if (!wanted) { say(region, 'A category needs a name.', 'error'); input.focus(); return; }
+      write(save, () => api('PATCH', `/v1/categories/${c.id}`, { body: { name: wanted } }), ({ data }) => `Renamed ${c.name} to ${data.name}.`);
+    } }, h('label', { for: inputId, class: 'sr' }, `Name of the category ${c.name}`), input, h('div', { class: 'row-actions' }, save, remove)));
+  }
+
+  const panel = h('section', { class: 'panel', 'aria-labelledby': 'categories-heading' },
+    h('h2', { id: 'categories-heading' }, 'Categories'),
+    h('form', { class: 'filters', 'aria-label': 'Add a category', onsubmit: (event) => {
+      event.preventDefault();
+      const wanted = name.control.value.trim();
+      if (!wanted) { say(region, 'A category needs a name.', 'error'); name.control.focus(); return; }
+      write(add, () => api('POST', '/v1/categories', { body: { name: wanted } }), ({ data }) => {
+        name.control.value = '';
+        return `Added the category ${data.name}.`;
+      });
+    } }, name.el, add),
+    region, list);
+  load();
+  return panel;
 }
 
 // -- Reports -------------------------------------------------------------------------------------------
@@ -148,28 +216,56 @@ export function reports(root) {
   const refresh = h('button', { type: 'button', onclick: () => loadJobs() }, 'Refresh');
 
   // `To` is read as a whole day, so the API's exclusive end is the next midnight, in the browser's zone.
+  const wanted = () => ({ from: from.control.value, to: addDays(to.control.value, 1), group_by: group.control.value });
   async function queue(tz) {
-    return api('POST', '/v1/reports', {
-      body: { kind: 'sales', from: from.control.value, to: addDays(to.control.value, 1), group_by: group.control.value, ...(tz ? { tz } : {}) },
-    });
+    return api('POST', '/v1/reports', { body: { kind: 'sales', ...wanted(), ...(tz ? { tz } : {}) } });
   }
 
-  async function submit(event) {
-    event.preventDefault();
-    if (!from.control.value || !to.control.value) { say(region, 'Choose both days.', 'error'); return; }
+  /** A job of this window and grouping already asked for (the newest), so Show reuses it. */
+  async function earlier() {
+    const want = wanted();
+    const start = new Date(`${want.from}T00:00:00`).getTime();
+    const end = new Date(`${want.to}T00:00:00`).getTime();
+    const { data } = await api('GET', '/v1/reports', { query: { per_page: 50 } });
+    return data.find((job) => job.status !== 'failed' && job.params.group_by === want.group_by
+      && job.params.tz === browserZone() && Date.parse(job.params.from) === start && Date.parse(job.params.to) === end);
+  }
+
+  function clearChart() {
+    replace(chart);
+    replace(download);
+    replace(figures);
+  }
+
+  async function submit(event, fresh = false) {
+    event?.preventDefault();
+    // A chart of another window must not stand beside an error about this one.
+    if (!from.control.value || !to.control.value) { clearChart(); say(region, 'Choose both days.', 'error'); return; }
+    if (to.control.value < from.control.value) {
+      clearChart();
+      say(region, 'The last day (To) comes before the first (From). Choose a To on or after the From.', 'error');
+      to.control.focus();
+      return;
+    }
     busy(show, true);
     try {
-      let job;
-      try {
-        ({ data: job } = await queue(browserZone()));
-      } catch (error) {
-        if (!(error.details?.fields || {}).tz) throw error;
-        ({ data: job } = await queue(null)); // a zone the server does not know: report in UTC
+      let job = fresh ? null : await earlier();
+      const reused = Boolean(job);
+      if (!job) {
+        try {
+          ({ data: job } = await queue(browserZone()));
+        } catch (error) {
+          if (!(error.details?.fields || {}).tz) throw error;
+          ({ data: job } = await queue(null)); // a zone the server does not know: report in UTC
+        }
+        loadJobs();
       }
-      loadJobs();
+      if (job.status === 'done') ({ data: job } = await api('GET', `/v1/reports/${job.id}`));
       job = await follow(job);
-      if (job) draw(job);
+      if (job) draw(job, reused);
+      else clearChart();
     } catch (error) {
+      clearChart();
       say(region, explain(error), 'error');
     } finally {
       busy(show, false);
@@ -196,10 +292,15 @@ export function reports(root) {
     return job;
   }
 
-  function draw(job) {
+  function draw(job, reused = false) {
     const r = job.result;
     const label = { day: 'day', item: 'item', user: 'buyer' }[r.group_by];
     say(region, `Report #${job.id}: ${rupiah(r.totals.revenue)} from ${r.totals.transactions} paid purchases.`);
+    if (reused) {
+      // The same window asked again: the finished report answers, and a new one is a click away.
+      region.firstChild.append(` Worked out ${dateTime(job.finished_at || job.created_at)}. `,
+        h('button', { type: 'button', class: 'ghost', onclick: () => submit(null, true) }, 'Work it out again'));
+    }
     replace(chart,
       h('img', { src: `/v1/reports/${job.id}/chart.svg`, alt: `Bar chart of sales revenue by ${label}, ${windowText(job.params)}. The figures are in the table below.`, width: '860', height: '520' }),
       h('figcaption', null, `Revenue by ${label} · total ${rupiah(r.totals.revenue)}, ${r.totals.quantity} units`));
@@ -218,7 +319,7 @@ export function reports(root) {
       replace(jobs, data.length ? data.map((job) => h('tr', null,
         h('td', { 'data-label': 'Report' }, `#${job.id}`),
         h('td', { 'data-label': 'Window' }, `${windowText(job.params)} by ${job.params.group_by}`),
-        h('td', { 'data-label': 'Status' }, h('span', { class: `status s-${job.status}` }, job.status)),
+        h('td', { 'data-label': 'Status' }, statusView(job.status).el),
         h('td', { 'data-label': 'Queued' }, dateTime(job.created_at)),
         h('td', { 'data-label': 'Files' }, job.status === 'done'
           ? [h('button', { type: 'button', class: 'ghost', onclick: async () => {

@@ -67,7 +67,18 @@ export function explain(error) {
     case 'network': return error.message;
     case 'invalid_credentials': return 'Wrong username or password.';
     case 'login_throttled': return `Too many failed log-ins. ${wait}`;
-    case 'already_exists': return `That ${d.field || 'name'} is already registered. Choose another or log in.`;
+    case 'already_exists': return {
+      username: 'That username is already registered. Choose another or log in.',
+      email: 'That email is already registered. Choose another or log in.',
+      sku: 'That SKU is taken: another item in the catalogue has it. Choose another SKU.',
+      name: 'A category with that name already exists. Choose another name.',
+    }[d.field] || 'That is already taken. Choose another.';
+    case 'invalid_cursor': return 'That page of results is out of date or was cut short.';
+    case 'idempotency_key_reused': return 'Your cart changed while the last checkout was still open. Check it and try again.';
+    case 'otp_mismatch': return 'That code belongs to another purchase. Ask for a new code here.';
+    case 'otp_not_verified': return 'The code has not been checked yet. Type it again and confirm.';
+    case 'invalid_window': return 'The first day must come before the last one.';
+    case 'window_too_large': return `${error.message || 'That window is too long for one report.'} Choose fewer days.`;
     case 'insufficient_stock': return 'There is not enough stock for your order, so nothing was bought.';
     case 'unknown_item': return 'Some items in your cart are no longer sold. Remove them and try again.';
     case 'idempotency_in_flight': return 'Your checkout is still being processed. Wait a moment and look in My purchases.';

@@ -73,6 +73,27 @@ export function say(region, text, kind = 'ok') {
   replace(region, text ? h('p', { class: `note ${kind}`, role: kind === 'error' ? 'alert' : null }, text) : null);
 }
 
+// What each of the contract's status words means to a person, shown beside the word itself.
+const STATUS_WORDS = {
+  paid: 'Paid', awaiting_otp: 'Waiting for your code', cancelled: 'Cancelled, money returned',
+  expired: 'Expired, the code never came', queued: 'Waiting its turn', running: 'Being worked out',
+  done: 'Ready', failed: 'Failed',
+};
+
+/** A status: the contract's word as the whole text of its own element, the words for people beside it. */
+export function statusView(status) {
+  const word = h('span', { class: 'status' });
+  const words = h('span', { class: 'status-words' });
+  const el = h('span', { class: 'state' }, words, ' ', word);
+  const set = (value) => {
+    word.textContent = value;
+    word.className = `status s-${value}`;
+    words.textContent = STATUS_WORDS[value] || '';
+  };
+  set(status);
+  return { el, set };
+}
+
 export function busy(button, on) {
   button.disabled = on;
   button.setAttribute('aria-busy', on ? 'true' : 'false');
