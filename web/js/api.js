@@ -67,6 +67,9 @@ export function explain(error) {
     case 'network': return error.message;
     case 'invalid_credentials': return 'Wrong username or password.';
     case 'login_throttled': return `Too many failed log-ins. ${wait}`;
+    case 'registration_throttled': return `Too many accounts were made from here. ${wait}`;
+    case 'last_admin': return 'This is the shop\'s last admin: make another admin first.';
+    case 'too_many_jobs': return `You already have several reports being worked out. ${wait}`;
     case 'already_exists': return {
       username: 'That username is already registered. Choose another or log in.',
       email: 'That email is already registered. Choose another or log in.',
@@ -98,10 +101,13 @@ export function explain(error) {
   }
   const problems = fieldProblems(d.fields);
   switch (error.status) {
+    case 400: case 405: case 406: case 411: case 412: case 414: case 415: case 416: case 428: case 431:
+      return 'The shop could not handle that request. Please reload the page and try again.';
     case 401: return 'Please log in first.';
     case 403: return 'Your account is not allowed to do that.';
     case 404: return 'That was not found. It may have been removed.';
     case 409: return error.message || 'That clashes with what is already there.';
+    case 410: return 'That has expired.';
     case 413: return 'That is too large to send.';
     case 422: return problems ? `Please check: ${problems}` : (error.message || 'Please check what you entered.');
     case 429: return `Too many attempts. ${wait}`;
