@@ -89,7 +89,7 @@ def measure(origin: str, runs: int) -> dict[str, tuple[str, dict]]:
 def own_stack(runs: int) -> dict[str, tuple[str, dict]]:
     """Scores against a stack of its own: a scratch database with the demo seed, the stack on free ports."""
     env = bench_environment(DB_NAME)
-    from tests.e2e.stack import make_stack
+    from toko.stack import make_stack
 
     fresh_database(env.db_name)
     try:

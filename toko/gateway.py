@@ -35,13 +35,15 @@ _ERROR_URI = "/_toko_error/"
 # Anonymous catalogue reads, kept by the edge for as long as the item service's Cache-Control says (one
 # second). A request with a bearer token or a session cookie neither reads nor fills the cache; nginx
 # itself stores no answer that sets a cookie or says no-store. One request per key fills it while the
-# others wait for it (lock), and an entry being refreshed is served meanwhile (stale while updating).
+# others wait for it (lock); while it refreshes an expired entry, the others get that entry (stale while
+# updating), but the request that refreshes it waits for the fresh answer. An entry unread for 5 s is
+# dropped, so a stale one is never much older than a second.
 _PRIVATE_MAPS = """    map $http_authorization $toko_bearer { "" 0; default 1; }
     map $http_cookie $toko_session_cookie { "~(^|;)\\s*toko_session=" 1; default 0; }"""
 _CATALOGUE_CACHE = (
     "proxy_cache toko_catalogue; proxy_cache_key $request_uri|$http_accept_encoding; "
     "proxy_cache_lock on; proxy_cache_lock_timeout 5s; proxy_cache_use_stale updating; "
-    "proxy_cache_background_update on; proxy_cache_bypass $toko_bearer $toko_session_cookie; "
+    "proxy_cache_bypass $toko_bearer $toko_session_cookie; "
     "proxy_no_cache $toko_bearer $toko_session_cookie; add_header X-Toko-Cache $upstream_cache_status always;"
 )
 
@@ -51,7 +53,7 @@ def _cache_path(settings: Settings, var_dir: Path) -> str:
         return ""
     return (
         f"    proxy_cache_path {var_dir}/cache levels=1:2 keys_zone=toko_catalogue:8m "
-        f"max_size={settings.edge_cache_max_mb}m inactive=30s use_temp_path=off;\n{_PRIVATE_MAPS}"
+        f"max_size={settings.edge_cache_max_mb}m inactive=5s use_temp_path=off;\n{_PRIVATE_MAPS}"
     )
 
 

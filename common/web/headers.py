@@ -54,6 +54,8 @@ def decorate(response: Response, req, *, public_reads: bool, origins: frozenset)
             headers.add("Cache-Control", "no-store")
         elif response.status_code == 200 and req.path.startswith(CATALOGUE_PATHS):
             headers.add("Cache-Control", CATALOGUE_CACHE)
+            # A browser that kept this anonymous answer must not reuse it once it holds a session.
+            headers.add("Vary", "Cookie, Authorization")
             # For the edge alone (nginx never passes X-Accel-* on): keep it until the end of this second.
             # nginx counts a max-age in whole seconds and serves an entry through the second after it,
             # which could show a stock level almost two seconds old.

@@ -2,7 +2,7 @@
 // Reports (a window, a grouping, the chart, the CSV, the queue of report jobs).
 import { h, replace, field, rupiah, dateTime, say, busy, uid, statusView } from './dom.js';
 import { api, explain, amount } from './api.js';
-import { forgetCategories } from './shop.js';
+import { everyCategory, forgetCategories } from './shop.js';
 
 // -- Items ---------------------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ function categoriesPanel(shown) {
 
   async function load() {
     try {
-      const { data } = await api('GET', '/v1/categories', { query: { per_page: 100 } });
+      const data = await everyCategory();
       replace(list, data.length ? data.map(row) : h('li', { class: 'empty' }, 'No categories yet.'));
       shown(data);
     } catch (error) {

@@ -15,10 +15,18 @@ const LAST_KEY = 'toko.catalogue';
 const lastCatalogue = () => { try { return sessionStorage.getItem(LAST_KEY) || '#/'; } catch { return '#/'; } };
 const seeCatalogue = (address) => { try { sessionStorage.setItem(LAST_KEY, address); } catch { /* memory only */ } };
 
-async function loadCategories() {
-  if (!categories) {
-    categories = api('GET', '/v1/categories', { query: { per_page: 100 } }).then((r) => r.data, () => []);
+/** Every category, a page of 100 at a time, so the filter offers all of them however many there are. */
+export async function everyCategory() {
+  const all = [];
+  for (let page = 1; ; page += 1) {
+    const { data } = await api('GET', '/v1/categories', { query: { page, per_page: 100 } });
+    all.push(...data);
+    if (data.length < 100) return all;
   }
+}
+
+async function loadCategories() {
+  if (!categories) categories = everyCategory().catch(() => []);
   return categories;
 }
 
