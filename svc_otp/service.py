@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from common.db.models.otp import OTP_PURPOSES
+from common.db.queues import QueueRow, waiting
 from common.db.session import committed
 from common.errors import Conflict, Gone, NotFound, TooManyRequests, Unprocessable
 from common.ids import is_id
@@ -313,12 +314,6 @@ def _verify(session: Session, user_id: int, otp_id: uuid.UUID, code: str) -> Cha
     return Challenge(**{**challenge.__dict__, "status": "verified", "verified_at": verified_at})
 
 
-def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
+def queue_depths(session: Session) -> list[QueueRow]:
     """Codes waiting to be sent by svc_otp_worker: how many, and how long the oldest has waited."""
-    row = session.execute(
-        text("""
-        SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
-        FROM otp_messages WHERE status = 'pending'
-    """)
-    ).one()
-    return [("otp_messages", "pending", row[0], float(row[1]))]
+    return [waiting(session, "otp_messages", "pending")]

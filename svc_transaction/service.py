@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from common.db.models import Item, OtpChallenge, Transaction, TransactionLine
+from common.db.queues import QueueRow, waiting
 from common.db.session import driver_sql, run
 from common.errors import Conflict, Forbidden, Gone, NotFound, Unprocessable
 from common.events import record
@@ -368,12 +369,6 @@ def expire_overdue(session: Session, limit: int) -> int:
     return len(ids)
 
 
-def queue_depths(session: Session) -> list[tuple[str, str, int, float]]:
+def queue_depths(session: Session) -> list[QueueRow]:
     """Purchases awaiting their code (svc_transaction_worker expires them): how many, the oldest's age."""
-    row = session.execute(
-        text("""
-        SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
-        FROM transactions WHERE status = 'awaiting_otp'
-    """)
-    ).one()
-    return [("transactions", "awaiting_otp", row[0], float(row[1]))]
+    return [waiting(session, "transactions", "awaiting_otp")]
