@@ -277,9 +277,6 @@ _THROTTLES = (
 # (HashingBusy) before it writes anything.
 password_check = admission
 CUT_OFF = "The login was interrupted; try again."
-# Seconds after which a running check's row is taken for cut off even while its server process lives (far
-# longer than a password check takes).
-CUT_OFF_AFTER = 60
 
 
 def log_in(
@@ -307,19 +304,16 @@ def begin_login(session: Session, username: str, client_addr: str | None) -> Log
     key, addr = username.lower()[:64], (client_addr or "unknown")[:64]
     # Username lock first, then address: one order everywhere, so two attempts never wait on each other.
     _lock(session, f"u:{key}", f"a:{addr}")
-    # A running check that nobody holds and whose server process is gone was cut off by a fault: it counts
-    # for nothing. A check between its two commits still has its process, so a parallel login leaves it
-    # alone; one whose writer died some other way (the worker killed) is let go after CUT_OFF_AFTER. Its
-    # finish_login, should it come, finds the row gone and checks no password: no check runs uncounted.
+    # A running check that nobody holds was cut off (its transaction died): it counts for nothing. A check
+    # still between its two commits is deleted too, and its finish_login then finds it gone and checks no
+    # password, so no check ever runs uncounted.
     session.execute(
         text("""
         DELETE FROM login_failures WHERE id IN (
-            SELECT id FROM login_failures f WHERE running AND (username = :u OR client_addr = :a)
-            AND (at < now() - make_interval(secs => :after)
-                 OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = f.backend_pid))
+            SELECT id FROM login_failures WHERE running AND (username = :u OR client_addr = :a)
             FOR UPDATE SKIP LOCKED)
     """),
-        {"u": key, "a": addr, "after": CUT_OFF_AFTER},
+        {"u": key, "a": addr},
     )
     waits = []
     for where, setting in _THROTTLES:
@@ -336,9 +330,7 @@ def begin_login(session: Session, username: str, client_addr: str | None) -> Log
     if waits:
         raise TooManyRequests(THROTTLED, code="login_throttled", retry_after=math.ceil(max(waits)))
     failure_id = session.execute(
-        insert(LoginFailure)
-        .values(username=key, client_addr=addr, running=True, backend_pid=func.pg_backend_pid())
-        .returning(LoginFailure.id)
+        insert(LoginFailure).values(username=key, client_addr=addr, running=True).returning(LoginFailure.id)
     ).scalar_one()
     _forget_old(session, "login_failures", s.login_window_seconds)
     return LoginAttempt(key, addr, failure_id)

@@ -14,8 +14,8 @@ concerned. A check constraint then keeps every writer to the rule. The downgrade
 
 `registrations` holds one row per registration that reached the uniqueness check, counted per client
 address by the registration throttle. `login_failures.running` marks a password check in progress, whose
-transaction holds the row's lock, and `backend_pid` the server process that wrote it: a row left running,
-unlocked and with that process gone was cut off by a fault, and counts for nothing.
+transaction holds the row's lock: a row left running and unlocked was cut off by a fault, and counts for
+nothing.
 """
 from __future__ import annotations
 
@@ -82,11 +82,9 @@ def upgrade() -> None:
 
     op.add_column("login_failures",
                   sa.Column("running", sa.Boolean(), server_default=sa.text("false"), nullable=False))
-    op.add_column("login_failures", sa.Column("backend_pid", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("login_failures", "backend_pid")
     op.drop_column("login_failures", "running")
     op.drop_table("registrations")
     op.drop_constraint(op.f("ck_users_username"), "users", type_="check")

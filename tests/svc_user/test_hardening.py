@@ -256,22 +256,3 @@ def blip(environment):
         finally:
             engine.dispose()
             admin_engine.dispose()
-
-
-def test_a_parallel_login_from_the_same_address_leaves_a_check_between_its_commits_alone():
-    """Two people behind one address: B's attempt must not take A's counted check for cut off."""
-    from tests.factories import committed_account
-
-    alice, bob = committed_account(), committed_account()
-    first, second = Session(get_engine()), Session(get_engine())
-    try:
-        attempt = service.begin_login(first, alice.username, "198.51.100.7")
-        first.commit()  # A's check is counted and now between its two commits; its connection lives on
-        service.begin_login(second, bob.username, "198.51.100.7")
-        second.commit()
-        login = service.finish_login(first, attempt, alice.password, user_agent=None)
-        first.commit()
-        assert login.user.id == alice.id
-    finally:
-        first.close()
-        second.close()

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    func,
-    text,
-)
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, LargeBinary, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from common.db.base import Base, IdMixin, TimestampMixin
@@ -70,8 +59,8 @@ class LoginFailure(IdMixin, Base):
     Rows, not counters, so a window slides: a failure stops counting once it is older than the window.
     `username` is lower-cased and need not name an account: unknown usernames are throttled alike.
     A `running` row is a check in progress, whose transaction holds the row's lock until it settles the
-    row (a failure) or deletes it. One left running, unlocked and with its writer's server process
-    (`backend_pid`) gone was cut off by a fault and counts for nothing.
+    row (a failure) or deletes it; one left running and unlocked was cut off by a fault and counts for
+    nothing.
     """
 
     __tablename__ = "login_failures"
@@ -81,7 +70,6 @@ class LoginFailure(IdMixin, Base):
     client_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     running: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    backend_pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class Registration(IdMixin, Base):
