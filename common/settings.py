@@ -251,6 +251,9 @@ class Settings:
     # records older than events_applied_retention_days are pruned (a redelivery older than that is not
     # expected). Test hook (TOKO_ENV=test only): deliver every event two or three times, out of order.
     events_bell_ms: int = number(20, lo=0, hi=10000)
+    # Consumers LISTEN for the bell on a session of their own. Behind a pooler in transaction mode (PgBouncer,
+    # `toko pgbouncer`) a LISTEN outlives nothing: turn it off there, and the consumers poll alone.
+    events_listen: bool = flag(True)
     events_poll_ms: int = number(1000, lo=10, hi=600000)
     events_batch: int = number(100, lo=1, hi=10000)
     events_applied_retention_days: int = number(7, lo=1, hi=3650)

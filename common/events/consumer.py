@@ -250,9 +250,11 @@ class ConsumerWorker(Worker):
     def _listen(self) -> Any:
         if self._listener is not None:
             return self._listener
+        settings = get_settings()
+        if not settings.events_listen:
+            return None
         import psycopg2
 
-        settings = get_settings()
         url = make_url(settings.database_url_for(self.service)).set(drivername="postgresql")
         try:
             listener = psycopg2.connect(

@@ -315,6 +315,8 @@ class Cluster:
                 TOKO_REPORT_DATABASE_URL=f"postgresql://toko_report@{self.bridge_ip}:{self.pgbouncer_port}"
                                          f"/toko_replica",
                 TOKO_DB_ROLES="on", TOKO_BIND_HOST=ip, TOKO_GATEWAY_PORT=str(HOST_GATEWAY_PORT),
+                # Through PgBouncer in transaction mode a LISTEN holds nothing: the consumers poll alone.
+                TOKO_EVENTS_LISTEN="off",
                 TOKO_TRUSTED_PROXIES=self.bridge_ip,
                 **{f"TOKO_{s.upper()}_PORT": str(p) for s, p in HOST_PORTS.items()})
             host = Host(home=home, env=env, ports=dict(HOST_PORTS), ip=ip, netns=f"{self.tag}h{i}")

@@ -216,3 +216,21 @@ def test_the_worker_looks_again_soon_when_events_wait_behind_an_open_writer(kind
         worker.stop()
         thread.join(10)
         worker._close_listener()
+
+
+def test_with_listen_off_the_worker_opens_no_listening_session_and_polls(kind, environment):
+    """Behind a pooler in transaction mode a LISTEN would be lost: off, the worker polls alone."""
+    environment(TOKO_EVENTS_LISTEN="off", TOKO_EVENTS_BELL_MS="20", TOKO_EVENTS_POLL_MS="200")
+    collector = Collector(kind)
+    worker = ConsumerWorker(consumer_for(kind, collector), service="report")
+    thread = run_in_thread(worker)
+    try:
+        write(kind, {"name": "polled"})
+        wait_for(lambda: collector.applied() == ["polled"], 5)
+        assert worker._listener is None
+        with get_engine().connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                                    "'toko-%-listen' AND datname = current_database()")) == 0
+    finally:
+        worker.stop()
+        thread.join(10)
