@@ -229,8 +229,8 @@ def test_with_listen_off_the_worker_opens_no_listening_session_and_polls(kind, e
         wait_for(lambda: collector.applied() == ["polled"], 5)
         assert worker._listener is None
         with get_engine().connect() as conn:
-            assert conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                                    "'toko-%-listen' AND datname = current_database()")) == 0
+            assert conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
+                               {"a": f"toko-{worker.name}-listen"}) == 0
     finally:
         worker.stop()
         thread.join(10)
