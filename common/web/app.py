@@ -52,11 +52,17 @@ class _Flask(Flask):
 
 
 def create_app(
-    service: str, blueprints: Iterable[Blueprint] = (), *, description: str = "", public_reads: bool = False
+    service: str,
+    blueprints: Iterable[Blueprint] = (),
+    *,
+    description: str = "",
+    public_reads: tuple[str, ...] = (),
 ) -> Flask:
     """A Flask app for one toko service: envelope, errors, request ids, logs, probes, OpenAPI, docs.
 
-    public_reads: anonymous GETs answer data anyone may see (the catalogue), so they may be cached.
+    public_reads: path prefixes whose anonymous GETs answer data anyone may see (the catalogue): when they
+    succeed they may be kept a second, with an ETag. A service that has any sends no no-store on anonymous
+    reads.
     """
     settings = get_settings()
     configure_logging(service, settings.log_level)
@@ -89,7 +95,9 @@ def create_app(
     return app
 
 
-def _register_request_hooks(app: Flask, service: str, public_reads: bool, origins: frozenset) -> None:
+def _register_request_hooks(
+    app: Flask, service: str, public_reads: tuple[str, ...], origins: frozenset
+) -> None:
     # These run on every request of every service: the proxies are resolved once per hook.
     @app.before_request
     def _start():

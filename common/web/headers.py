@@ -10,9 +10,8 @@ from common.security import SESSION_COOKIE
 
 _COOKIE = f"{SESSION_COOKIE}="
 _READS = ("GET", "HEAD")
-# The catalogue's reads: anonymous ones may be a second old, so a shared cache (the edge) may keep them.
-CATALOGUE_PATHS = ("/v1/items", "/v2/items", "/v1/categories", "/v2/categories")
-CATALOGUE_CACHE = "public, max-age=1"
+# Anonymous reads a service declares public may be a second old: a shared cache (the edge) may keep them.
+PUBLIC_CACHE = "public, max-age=1"
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 CORS_EXPOSED = "X-Request-ID, Retry-After, Location"
@@ -37,7 +36,7 @@ def preflight(req, origins: frozenset) -> Response | None:
     return response
 
 
-def decorate(response: Response, req, *, public_reads: bool, origins: frozenset) -> None:
+def decorate(response: Response, req, *, public_reads: tuple[str, ...], origins: frozenset) -> None:
     headers = response.headers
     # One pass over the few headers the view set (`name in headers` builds a KeyError on every miss).
     present = {key.lower() for key, _ in headers}
@@ -52,8 +51,8 @@ def decorate(response: Response, req, *, public_reads: bool, origins: frozenset)
         )
         if not anonymous_read:
             headers.add("Cache-Control", "no-store")
-        elif response.status_code == 200 and req.path.startswith(CATALOGUE_PATHS):
-            headers.add("Cache-Control", CATALOGUE_CACHE)
+        elif response.status_code == 200 and req.path.startswith(public_reads):
+            headers.add("Cache-Control", PUBLIC_CACHE)
             # A browser that kept this anonymous answer must not reuse it once it holds a session.
             headers.add("Vary", "Cookie, Authorization")
             # For the edge alone (nginx never passes X-Accel-* on): keep it until the end of this second.
